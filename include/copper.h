@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * copper.h - the public API of Copper, a coroutine runtime for C with a
+ * built-in profiler.
+ *
+ * A program calls co_run(main_fn, arg); main_fn runs as task 1 on an M:N
+ * scheduler (COPPER_PROCS worker threads, many tasks).  Tasks block on
+ * channels, locks, sleeps and sockets by parking: the worker thread runs other
+ * tasks meanwhile.  Every task is known to the runtime (state, wait reason,
+ * creator), which is what the profiler reports.
+ *
+ * Conventions (docs/api.md has the long form):
+ *   - actions return 0 or a negative errno-style code (-EINVAL, ...);
+ *     co_strerror() and co_errname() name every code;
+ *   - constructors return NULL and store the code in *err;
+ *   - nothing aborts on a caller's bad argument.
+ *
+ * Keep in sync with ../shared/API.md (the contract) and docs/api.md.
+ */
+#ifndef COPPER_H
+#define COPPER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CO_EXTERN __attribute__((visibility("default")))
+#else
+#define CO_EXTERN
+#endif
+
+/* ------------------------------------------------------------------------
+ * Errors
+ * ---------------------------------------------------------------------- */
+
+/*
+ * Every code a Copper call can return, as XX(name, errno value, message).
+ * CO_E<name> is the negative value a call returns.  The list is the single
+ * source for co_strerror() and co_errname().
+ */
+#define CO_ERRNO_MAP(XX)                                                     \
+	XX(EPERM, 1, "operation not permitted outside a task")               \
+	XX(ENOENT, 2, "no such entry")                                       \
+	XX(EINTR, 4, "interrupted")                                          \
+	XX(EIO, 5, "input/output error")                                     \
+	XX(EBADF, 9, "bad descriptor")                                       \
+	XX(EAGAIN, 11, "resource temporarily unavailable")                   \
+	XX(ENOMEM, 12, "out of memory")                                      \
+	XX(EACCES, 13, "permission denied")                                  \
+	XX(EFAULT, 14, "bad address")                                        \
+	XX(EBUSY, 16, "busy")                                                \
+	XX(EEXIST, 17, "already exists")                                     \
+	XX(EINVAL, 22, "invalid argument")                                   \
+	XX(EMFILE, 24, "too many open files")                                \
+	XX(ENOSPC, 28, "no space left on device")                            \
+	XX(EPIPE, 32, "channel or connection closed")                        \
+	XX(ERANGE, 34, "value out of range")                                 \
+	XX(EDEADLK, 35, "deadlock")                                          \
+	XX(ENOSYS, 38, "not implemented")                                    \
+	XX(ENOTSUP, 95, "not supported")                                     \
+	XX(EADDRINUSE, 98, "address already in use")                         \
+	XX(ECONNRESET, 104, "connection reset by peer")                      \
+	XX(ETIMEDOUT, 110, "timed out")                                      \
+	XX(ECONNREFUSED, 111, "connection refused")                          \
+	XX(EALREADY, 114, "already in progress")                             \
+	XX(ECANCELED, 125, "canceled")
+
+enum {
+#define CO_ERRNO_ENUM(name, value, msg) CO_##name = -(value),
+	CO_ERRNO_MAP(CO_ERRNO_ENUM)
+#undef CO_ERRNO_ENUM
+};
+
+/* A message for any negative code (Copper's or a plain -errno); never NULL. */
+CO_EXTERN const char *co_strerror(int code);
+/* The symbolic name ("EINVAL") of a code; "UNKNOWN" for others. */
+CO_EXTERN const char *co_errname(int code);
+
+/* ------------------------------------------------------------------------
+ * Runtime
+ * ---------------------------------------------------------------------- */
+
+/*
+ * Starts the runtime, runs main_fn(arg) as task 1 and returns when it
+ * returns.  Other tasks still alive then are abandoned, as in Go.  Reads the
+ * COPPER_* environment variables (docs/environment.md); a bad value makes it
+ * print a message naming the variable and return -EINVAL.  Returns -EBUSY if
+ * a runtime is already running in this process.
+ */
+CO_EXTERN int co_run(void (*main_fn)(void *arg), void *arg);
+
+/*
+ * Starts fn(arg) as a new task and returns its id (never reused; 0 on
+ * error: fn NULL, no runtime running, out of memory).  As in Go, the caller
+ * keeps running; the new task is queued.
+ */
+CO_EXTERN uint64_t co_go(void (*fn)(void *arg), void *arg);
+/* co_go with a name that appears in dumps and profiles (copied). */
+CO_EXTERN uint64_t co_go_named(const char *name, void (*fn)(void *arg),
+			       void *arg);
+
+/* Lets other runnable tasks run; the caller stays runnable. */
+CO_EXTERN void co_yield(void);
+/* The current task's id; 0 when not called from a task. */
+CO_EXTERN uint64_t co_self(void);
+/* Live tasks (runnable, running, parked), like runtime.NumGoroutine. */
+CO_EXTERN size_t co_num_tasks(void);
+/* Parks the task for at least ns nanoseconds (ns <= 0 yields). */
+CO_EXTERN void co_sleep(int64_t ns);
+/* Monotonic clock in nanoseconds. */
+CO_EXTERN int64_t co_now(void);
+/*
+ * Runs fn(arg) on the blocking thread pool; the task is parked in state
+ * "syscall" meanwhile, and its worker runs other tasks.  Returns 0 once fn
+ * has returned, -EINVAL for a NULL fn, -EPERM outside a task.
+ */
+CO_EXTERN int co_blocking(void (*fn)(void *arg), void *arg);
+
+/* ------------------------------------------------------------------------
+ * Channels and select
+ * ---------------------------------------------------------------------- */
+
+typedef struct co_chan co_chan;
+
+/* elem_size > 0; capacity 0 makes an unbuffered channel.  NULL on error. */
+CO_EXTERN co_chan *co_chan_new(size_t elem_size, size_t capacity);
+/*
+ * Copies elem_size bytes from elem into the channel, parking until a
+ * receiver or a buffer slot takes them.  -EPIPE if the channel is (or
+ * becomes) closed.  A NULL channel parks forever ("chan send (nil chan)").
+ */
+CO_EXTERN int co_chan_send(co_chan *c, const void *elem);
+/*
+ * Receives one element into elem (which may be NULL to drop it).  Returns 0,
+ * or -EPIPE once the channel is closed and drained.  A NULL channel parks
+ * forever ("chan receive (nil chan)").
+ */
+CO_EXTERN int co_chan_recv(co_chan *c, void *elem);
+/* Closes the channel: receivers drain it, then get -EPIPE.  Returns
+ * -EPIPE if it was already closed, -EINVAL for NULL. */
+CO_EXTERN int co_chan_close(co_chan *c);
+/* Frees a channel no task uses any more. */
+CO_EXTERN void co_chan_free(co_chan *c);
+/* Elements buffered now, and the capacity. */
+CO_EXTERN size_t co_chan_len(co_chan *c);
+CO_EXTERN size_t co_chan_cap(co_chan *c);
+
+enum co_case_op { CO_SEND = 1, CO_RECV = 2 };
+
+/* One case of a select.  All fields are public, set by the caller. */
+typedef struct co_case {
+	enum co_case_op op; /* CO_SEND or CO_RECV */
+	co_chan *chan;      /* NULL: the case never fires, as in Go */
+	void *elem;         /* what to send, or where to receive (may be NULL) */
+	int result;         /* out: 0, or -EPIPE for a closed channel */
+} co_case;
+
+/*
+ * Waits until one case can proceed and performs it; returns its index.
+ * When several are ready one is chosen uniformly at random.  timeout_ns 0
+ * returns -ETIMEDOUT at once if none is ready (Go's default case); -1 waits
+ * forever; co_select(NULL, 0, -1) parks forever as "select (no cases)".
+ */
+CO_EXTERN int co_select(co_case *cases, size_t n, int64_t timeout_ns);
+
+/* ------------------------------------------------------------------------
+ * Synchronisation: value types the caller allocates, like pthread_mutex_t.
+ * Their size is part of the ABI; their fields are private.
+ * ---------------------------------------------------------------------- */
+
+typedef struct co_mutex {
+	_Alignas(8) unsigned char private_[32];
+} co_mutex;
+typedef struct co_rwmutex {
+	_Alignas(8) unsigned char private_[64];
+} co_rwmutex;
+typedef struct co_cond {
+	_Alignas(8) unsigned char private_[32];
+} co_cond;
+typedef struct co_wg {
+	_Alignas(8) unsigned char private_[32];
+} co_wg;
+typedef struct co_once {
+	_Alignas(8) unsigned char private_[40]; /* zero-filled: ready */
+} co_once;
+
+CO_EXTERN int co_mutex_init(co_mutex *m);
+CO_EXTERN int co_mutex_lock(co_mutex *m);
+CO_EXTERN int co_mutex_trylock(co_mutex *m); /* 0, or -EBUSY */
+CO_EXTERN int co_mutex_unlock(co_mutex *m);  /* -EPERM if not locked */
+CO_EXTERN int co_mutex_destroy(co_mutex *m); /* -EBUSY if locked */
+
+CO_EXTERN int co_rwmutex_init(co_rwmutex *rw);
+CO_EXTERN int co_rwmutex_rlock(co_rwmutex *rw);
+CO_EXTERN int co_rwmutex_runlock(co_rwmutex *rw);
+CO_EXTERN int co_rwmutex_lock(co_rwmutex *rw);
+CO_EXTERN int co_rwmutex_unlock(co_rwmutex *rw);
+
+CO_EXTERN int co_cond_init(co_cond *c);
+CO_EXTERN int co_cond_wait(co_cond *c, co_mutex *m);
+CO_EXTERN int co_cond_signal(co_cond *c);
+CO_EXTERN int co_cond_broadcast(co_cond *c);
+
+CO_EXTERN int co_wg_init(co_wg *wg);
+CO_EXTERN int co_wg_add(co_wg *wg, int64_t delta); /* -ERANGE below zero */
+CO_EXTERN int co_wg_done(co_wg *wg);
+CO_EXTERN int co_wg_wait(co_wg *wg);
+
+CO_EXTERN int co_once_do(co_once *once, void (*fn)(void *arg), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* COPPER_H */

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fatal.c - the runtime's two ways to die: co_fatal() for a broken internal
+ * invariant, and the SIGSEGV/SIGBUS handler that turns a touch of a stack's
+ * guard page into "fatal error: stack overflow" naming the task.
+ *
+ * Both print in Go's words ("fatal error: ..."), so people and log scanners
+ * recognise them, and exit with status 2 as Go does.  They never run for a
+ * caller's bad argument: that returns an error code (STYLE.md rule 11).
+ *
+ * The fault handler runs on a per-worker alternate signal stack, because
+ * the faulting stack is exactly the one that has no room left.  It only
+ * reads the faulting thread's current task and formats with write(2); a
+ * fault that is not in the current task's guard page is handed back to the
+ * previous handler (or the default action), so ordinary crashes still dump
+ * core and sanitizers still report.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define ALTSTACK_SIZE (64 * 1024)
+
+static struct sigaction old_segv, old_bus;
+static _Thread_local void *altstack_mem;
+static _Thread_local stack_t altstack_old;
+
+/* The profiler installs a dumper here: it prints the task table after the
+ * fatal message (issue: the debug=2 dump).  NULL until then. */
+void (*fatal_dump_hook)(int fd);
+
+_Noreturn void co_fatal(const char *fmt, ...)
+{
+	va_list ap;
+	char buf[512];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "fatal error: %s\n", buf);
+	fflush(stderr);
+	if (fatal_dump_hook)
+		fatal_dump_hook(STDERR_FILENO);
+	_exit(2);
+}
+
+/* Async-signal-safe formatting: append a string or an unsigned number. */
+static size_t put_str(char *buf, size_t at, size_t cap, const char *s)
+{
+	while (*s && at + 1 < cap)
+		buf[at++] = *s++;
+	return at;
+}
+
+static size_t put_u64(char *buf, size_t at, size_t cap, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n > 0 && at + 1 < cap)
+		buf[at++] = tmp[--n];
+	return at;
+}
+
+static void fault_handler(int sig, siginfo_t *si, void *uc)
+{
+	struct worker *w = sched_worker();
+	struct task *t = w ? w->current : NULL;
+	struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
+
+	if (t && stack_addr_in_guard(t, (uintptr_t)si->si_addr)) {
+		char msg[512];
+		size_t n = 0;
+		n = put_str(msg, n, sizeof(msg),
+			    "fatal error: stack overflow\n\ntask ");
+		n = put_u64(msg, n, sizeof(msg), t->id);
+		if (t->name) {
+			n = put_str(msg, n, sizeof(msg), " (");
+			n = put_str(msg, n, sizeof(msg), t->name);
+			n = put_str(msg, n, sizeof(msg), ")");
+		}
+		n = put_str(msg, n, sizeof(msg), " overflowed its ");
+		n = put_u64(msg, n, sizeof(msg), t->stack_hi - t->stack_lo);
+		n = put_str(msg, n, sizeof(msg),
+			    "-byte stack (COPPER_STACK_SIZE); created by task ");
+		n = put_u64(msg, n, sizeof(msg), t->creator_id);
+		n = put_str(msg, n, sizeof(msg), "\n");
+		if (write(STDERR_FILENO, msg, n) < 0) {
+			/* Nothing more to do: we are exiting anyway. */
+		}
+		_exit(2);
+	}
+	/* Not ours: put the previous disposition back and return; the
+	 * faulting instruction runs again and meets it. */
+	sigaction(sig, old, NULL);
+	if (!(old->sa_flags & SA_SIGINFO) && old->sa_handler != SIG_DFL &&
+	    old->sa_handler != SIG_IGN)
+		old->sa_handler(sig);
+	else if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction)
+		old->sa_sigaction(sig, si, uc);
+}
+
+int fatal_signals_init(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = fault_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSEGV, &sa, &old_segv) != 0)
+		return -1;
+	if (sigaction(SIGBUS, &sa, &old_bus) != 0) {
+		sigaction(SIGSEGV, &old_segv, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+void fatal_signals_destroy(void)
+{
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+}
+
+int fatal_thread_init(void)
+{
+	stack_t ss;
+
+	altstack_mem = malloc(ALTSTACK_SIZE);
+	if (!altstack_mem)
+		return -1;
+	ss.ss_sp = altstack_mem;
+	ss.ss_size = ALTSTACK_SIZE;
+	ss.ss_flags = 0;
+	if (sigaltstack(&ss, &altstack_old) != 0) {
+		free(altstack_mem);
+		altstack_mem = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void fatal_thread_destroy(void)
+{
+	if (!altstack_mem)
+		return;
+	if (altstack_old.ss_flags & SS_DISABLE) {
+		stack_t off = {.ss_flags = SS_DISABLE};
+		sigaltstack(&off, NULL);
+	} else {
+		sigaltstack(&altstack_old, NULL);
+	}
+	free(altstack_mem);
+	altstack_mem = NULL;
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * introspect.h - the one gateway from the profiler into the runtime.
+ *
+ * The profiler never includes runtime.h: it sees tasks only as the
+ * snapshots this interface hands out, and attaches to the runtime only
+ * through the hook table.  The protocol:
+ *
+ *   1. introspect_each_task(fn, arg) calls fn once for every live task with
+ *      a struct task_info copied from its record.  Records are read while
+ *      tasks run: a task may change state during the walk.  A consistent
+ *      snapshot (every task exactly once, at one instant) needs the
+ *      stop-the-world epoch that the goroutine profile adds on top.
+ *   2. For a task that is not RUNNING, info.frame is the address of the
+ *      frame record its last switch_context left ([saved fp][return pc]);
+ *      walking the frame-pointer chain from there gives its stack.  The
+ *      walker must bound every read by [stack_lo, stack_hi).
+ *   3. introspect_hooks() returns the hook table (spawn, exit, park,
+ *      unpark); the profiler installs its functions there before tasks run
+ *      and removes them after.
+ */
+#ifndef COPPER_RUNTIME_INTROSPECT_H
+#define COPPER_RUNTIME_INTROSPECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct runtime_hooks;
+
+struct task_info {
+	uint64_t id;             /* task id */
+	int state;               /* enum task_state (runtime.h) */
+	const char *status;      /* Go's text: "chan receive", "running", ... */
+	int64_t wait_since;      /* co_now() at park, 0 if never parked */
+	uint64_t creator_id;     /* 0 for task 1 */
+	uintptr_t creator_pc;    /* return address of the co_go call */
+	const char *name;        /* NULL if unnamed; valid during fn only */
+	void *labels;            /* the profiler's label set, or NULL */
+	uintptr_t frame;         /* first frame record, 0 while running */
+	uintptr_t stack_lo;      /* stack bounds for the walk */
+	uintptr_t stack_hi;
+	int worker;              /* worker it runs or last ran on */
+};
+
+/* Calls fn for every live task; returns the number visited. */
+size_t introspect_each_task(void (*fn)(const struct task_info *, void *),
+			    void *arg) __attribute__((visibility("hidden")));
+/* Live task count (as co_num_tasks). */
+size_t introspect_num_tasks(void) __attribute__((visibility("hidden")));
+/* The guard mode in force: "guard pages (MADV_GUARD_INSTALL)", ... */
+const char *introspect_guard_mode(void) __attribute__((visibility("hidden")));
+/* The hook table the profiler fills in. */
+struct runtime_hooks *introspect_hooks(void)
+	__attribute__((visibility("hidden")));
+
+#endif /* COPPER_RUNTIME_INTROSPECT_H */

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runtime.h - the runtime module's internal interface, grouped by the file
+ * that defines each part (as libuv's internal.h).  Nothing outside runtime/
+ * includes this header: the profiler goes through introspect.h, tests
+ * through testing.h.
+ *
+ * Vocabulary (the ten lines Go spends on G/M/P):
+ *   task    a coroutine: a stack, a saved stack pointer and a record (Go's G).
+ *   worker  an OS thread that runs tasks, with its own run queue, timer heap
+ *           and libuv loop (Go's M and P in one: Copper never hands a
+ *           worker's queue to another thread, so it needs no separate P).
+ *   slot    a fixed-size piece of a stack region: guard page, stack, and the
+ *           task record at its top.  A slot is reused by many tasks.
+ *   park    a task stops running until something readies it; its worker
+ *           switches to another task.  ready: the opposite.
+ */
+#ifndef COPPER_RUNTIME_RUNTIME_H
+#define COPPER_RUNTIME_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "switch.h"
+
+#define CO_INTERNAL __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define CACHELINE 64
+
+/* ------------------------------------------------------------------------
+ * Task states (task.c)
+ *
+ * Each state answers the same questions: who owns the stack, is the task on
+ * a run queue, who may change the state, what the profiler may read.
+ *
+ *   TASK_DEAD      The slot holds no task (in a stack pool, or never used).
+ *                  Stack: nobody.  Queue: the free list.  Changed by: the
+ *                  worker that allocates the slot.  Profiler: skips it.
+ *   TASK_RUNNABLE  Ready to run.  Stack: nobody is executing it, registers
+ *                  saved in ctx (or a fresh trampoline frame).  Queue: on
+ *                  exactly one run queue (runnext, ring or global).  Changed
+ *                  by: the worker that pops it.  Profiler: reads the saved
+ *                  frame.
+ *   TASK_RUNNING   Executing on worker `worker`.  Stack: that worker's
+ *                  thread.  Queue: none.  Changed by: itself only.
+ *                  Profiler: must ask that worker for the stack.
+ *   TASK_WAITING   Parked; wait_reason says on what.  Stack: nobody;
+ *                  registers saved.  Queue: the wait queue of the object it
+ *                  waits on (channel, lock, timer heap), never a run queue.
+ *                  Changed by: whoever wakes it, under that object's lock.
+ *                  Profiler: reads the saved frame.
+ *   TASK_SYSCALL   Parked while its blocking call runs on the thread pool
+ *                  (co_blocking).  Like TASK_WAITING; woken by the worker's
+ *                  libuv loop when the call completes.
+ *
+ *        co_go                 pop             park
+ *   DEAD -----> RUNNABLE ----------> RUNNING ---------> WAITING / SYSCALL
+ *                 ^   ^   yield         |                      |
+ *                 |   +-----------------+                      |
+ *                 +---------------- ready ---------------------+
+ *                                       | exit
+ *                                       v
+ *                                     DEAD
+ *
+ * Transitions and the functions that perform them:
+ *   DEAD -> RUNNABLE          sched_spawn (co_go)
+ *   RUNNABLE -> RUNNING       sched_run_next, sched_switch_to
+ *   RUNNING -> RUNNABLE       co_yield
+ *   RUNNING -> WAITING        sched_park
+ *   RUNNING -> SYSCALL        co_blocking
+ *   WAITING/SYSCALL -> RUNNABLE  sched_ready
+ *   RUNNING -> DEAD           sched_task_exit (the slot is freed after the
+ *                             switch away from it)
+ *
+ * Keep in sync with task_state_names[] and with the profiler's text formats.
+ * ---------------------------------------------------------------------- */
+enum task_state {
+	TASK_DEAD = 0,
+	TASK_RUNNABLE,
+	TASK_RUNNING,
+	TASK_WAITING,
+	TASK_SYSCALL,
+	TASK_NSTATES
+};
+
+/*
+ * Why a task is parked: Go's vocabulary, Go's exact strings (debug=2 prints
+ * them between brackets).  Never reuse a reason; add a new one.  Keep in
+ * sync with wait_reason_names[] in task.c.
+ */
+enum wait_reason {
+	WAIT_NONE = 0,
+	WAIT_CHAN_RECV,
+	WAIT_CHAN_SEND,
+	WAIT_SELECT,
+	WAIT_SELECT_NO_CASES,
+	WAIT_CHAN_RECV_NIL,
+	WAIT_CHAN_SEND_NIL,
+	WAIT_SLEEP,
+	WAIT_IO,
+	WAIT_SYSCALL,
+	WAIT_MUTEX_LOCK,
+	WAIT_RWMUTEX_RLOCK,
+	WAIT_RWMUTEX_LOCK,
+	WAIT_COND_WAIT,
+	WAIT_WG_WAIT,
+	WAIT_ONCE,
+	WAIT_NREASONS
+};
+
+CO_INTERNAL extern const char *const task_state_names[TASK_NSTATES];
+CO_INTERNAL extern const char *const wait_reason_names[WAIT_NREASONS];
+
+static inline bool wait_is_chan(enum wait_reason r)
+{
+	return r >= WAIT_CHAN_RECV && r <= WAIT_CHAN_SEND_NIL;
+}
+
+static inline bool wait_is_sync(enum wait_reason r)
+{
+	return r >= WAIT_MUTEX_LOCK && r <= WAIT_ONCE;
+}
+
+/* The text Go prints for a task: its wait reason when parked, else its state. */
+CO_INTERNAL const char *task_status_text(enum task_state s, enum wait_reason r);
+
+#define TASK_NAME_INLINE 24
+
+/*
+ * The task record.  It lives in the top bytes of the task's own stack slot
+ * (stack.c draws the layout), so a parked task costs one touched page: the
+ * record and the frames below it up to the first park.
+ *
+ * Fields are written by the task itself while it runs, or by the worker
+ * that owns its state under the rules of enum task_state.  Fields the
+ * profiler reads concurrently are atomics or written before the task is
+ * published on a run queue.
+ */
+struct task {
+	struct switch_ctx ctx;     /* saved sp; valid while not RUNNING */
+	struct task *next;         /* link: run queue, global queue, free list */
+	_Atomic uint8_t state;     /* enum task_state; see the table above */
+	_Atomic uint8_t wait_reason; /* enum wait_reason while WAITING */
+	uint8_t name_heap;         /* 1 if name points to malloc'd memory */
+	uint8_t has_canary;        /* set at carve in GUARD_CANARY mode */
+	uint32_t timer_index;      /* position in its worker's timer heap */
+	uint64_t id;               /* never reused; 0 while DEAD */
+	int64_t wait_since;        /* coarse co_now() at park (0: never) */
+	int64_t deadline;          /* co_sleep wake-up time, ns */
+	uint64_t creator_id;       /* id of the task that called co_go (0: none) */
+	uintptr_t creator_pc;      /* return address of that co_go call */
+	void (*fn)(void *);        /* entry, set at spawn */
+	void *arg;                 /* its argument */
+	void *labels;              /* profiler-owned label set, inherited */
+	const char *name;          /* NULL, name_buf, or heap copy */
+	struct worker *worker;     /* worker running it (RUNNING), last worker else */
+	void *wait_obj;            /* object parked on (chan, lock): for dumps */
+	uintptr_t stack_lo;        /* lowest usable byte of the stack */
+	uintptr_t stack_hi;        /* one past the highest: the record's address */
+	void *asan_fake_stack;     /* AddressSanitizer fake-stack handle */
+	char name_buf[TASK_NAME_INLINE];
+};
+
+/* Debug checker of the state table's invariants; use as assert(task_check(t)). */
+CO_INTERNAL bool task_check(const struct task *t);
+
+/* ------------------------------------------------------------------------
+ * Configuration (config.c)
+ * ---------------------------------------------------------------------- */
+struct config {
+	int procs;              /* COPPER_PROCS, default: CPUs */
+	size_t stack_size;      /* COPPER_STACK_SIZE, usable bytes per task */
+};
+
+/* Reads COPPER_* into cfg; prints a message naming the variable and
+ * returns -EINVAL on a bad value. */
+CO_INTERNAL int config_load(struct config *cfg);
+
+/* ------------------------------------------------------------------------
+ * Stacks (stack.c)
+ * ---------------------------------------------------------------------- */
+enum stack_guard_mode {
+	GUARD_MADVISE,  /* MADV_GUARD_INSTALL: no mapping per guard */
+	GUARD_MPROTECT, /* one PROT_NONE page per stack, while mappings last */
+	GUARD_CANARY,   /* a checked canary at the foot of the stack */
+};
+
+CO_INTERNAL extern const char *const stack_guard_mode_names[3];
+
+CO_INTERNAL int stack_init(size_t usable_size);
+CO_INTERNAL void stack_destroy(void);
+CO_INTERNAL enum stack_guard_mode stack_guard_mode(void);
+/* A dead slot's record, or NULL when memory or mappings ran out. */
+CO_INTERNAL struct task *stack_slot_get(struct worker *w);
+CO_INTERNAL void stack_slot_put(struct worker *w, struct task *t);
+/* Returns a worker's cached slots to the global pool. */
+CO_INTERNAL void stack_cache_flush(struct worker *w);
+/* Calls fn for the record of every slot ever handed out (dead ones too). */
+CO_INTERNAL void stack_each_slot(void (*fn)(struct task *, void *), void *arg);
+/* The canary check of GUARD_CANARY mode; true when intact. */
+CO_INTERNAL bool stack_canary_ok(const struct task *t);
+/* If addr lies in the guard page of t's stack. */
+CO_INTERNAL bool stack_addr_in_guard(const struct task *t, uintptr_t addr);
+
+/* ------------------------------------------------------------------------
+ * The scheduler (sched.c)
+ * ---------------------------------------------------------------------- */
+#define RUNQ_SIZE 256
+
+/* Go's runq: single producer (the owner), many consumers (owner, thieves). */
+struct runq {
+	_Atomic uint32_t head;                    /* next to pop; CAS by all */
+	_Atomic uint32_t tail;                    /* next free; owner stores */
+	_Atomic(struct task *) buf[RUNQ_SIZE];
+};
+
+/* What the context that runs right after a switch must do for the task
+ * that switched away (see "After the switch" in sched.c). */
+enum after_op {
+	AFTER_NONE = 0,
+	AFTER_PARK,    /* call after_fn(after_arg), then nothing */
+	AFTER_YIELD,   /* put the previous task on the run queue */
+	AFTER_EXIT,    /* free the previous task's slot */
+};
+
+struct timer_heap {
+	struct task **items;    /* min-heap on task->deadline */
+	uint32_t len;           /* tasks in the heap */
+	uint32_t cap;           /* allocated items */
+};
+
+struct worker {
+	/* Read by other workers (stealing, waking). */
+	_Alignas(CACHELINE) struct runq runq;     /* local run queue */
+	_Atomic(struct task *) runnext;           /* runs next; stolen last */
+	_Atomic uint64_t nswitch;                 /* switches done; thieves
+						     watch it before taking
+						     runnext */
+	int id;                                   /* 0 .. procs-1 */
+	pthread_t thread;                         /* its OS thread */
+	uv_async_t wake;                          /* wakes it from idle */
+
+	/* Owned by the worker's thread. */
+	_Alignas(CACHELINE) struct task *current; /* running task or NULL */
+	struct switch_ctx sched_ctx;              /* the scheduler loop */
+	void *sched_stack_lo;                     /* thread stack bounds, */
+	size_t sched_stack_size;                  /* for sanitizers */
+	void *sched_fake_stack;                   /* ASan fake stack */
+	uint32_t tick;                            /* scheduling rounds */
+	uint32_t rand;                            /* xorshift state */
+	enum after_op after_op;                   /* pending after-switch op */
+	struct task *after_task;                  /* ... on this task */
+	void (*after_fn)(void *);                 /* AFTER_PARK callback */
+	void *after_arg;                          /* ... and its argument */
+	struct timer_heap timers;                 /* sleeping tasks */
+	int timerfd;                              /* armed while idle */
+	uv_poll_t timer_poll;                     /* polls timerfd */
+	uv_loop_t loop;                           /* this worker's libuv loop */
+	uint32_t uv_pending;                      /* requests in flight */
+	bool spinning;                            /* looking for work */
+	bool idle;                                /* on the idle list */
+	struct worker *idle_next;                 /* idle list link */
+	struct task *free_slots;                  /* slot cache (stack.c) */
+	uint32_t nfree_slots;                     /* ... its length */
+	uint64_t id_next, id_end;                 /* cached task ids */
+	_Atomic uint64_t nspawned;                /* tasks spawned here */
+	_Atomic uint64_t nexited;                 /* tasks exited here */
+};
+
+CO_INTERNAL struct worker *sched_worker(void);
+CO_INTERNAL struct task *sched_current(void);
+/* Parks the running task with the reason; after the switch, the next
+ * context calls unlock(arg) if unlock is not NULL (release the lock that
+ * protects the wait queue the task sits on: a waker can only find the task
+ * once its registers are saved). */
+CO_INTERNAL void sched_park(enum task_state state, enum wait_reason why,
+			    void (*unlock)(void *), void *arg);
+/* Makes a parked task runnable on the calling worker (or the global queue
+ * from a foreign thread). */
+CO_INTERNAL void sched_ready(struct task *t);
+/* Coarse monotonic time (a few ms resolution, cheap): for wait_since. */
+CO_INTERNAL int64_t sched_coarse_now(void);
+/* Number of workers and the array, for introspection. */
+CO_INTERNAL int sched_nprocs(void);
+CO_INTERNAL struct worker *sched_workers(void);
+CO_INTERNAL bool sched_running(void);
+
+/* ------------------------------------------------------------------------
+ * Timers (timer.c): a min-heap per worker, owned by its thread.
+ * ---------------------------------------------------------------------- */
+CO_INTERNAL int timer_heap_push(struct timer_heap *h, struct task *t);
+CO_INTERNAL struct task *timer_heap_pop(struct timer_heap *h);
+CO_INTERNAL void timer_heap_remove(struct timer_heap *h, struct task *t);
+CO_INTERNAL void timer_heap_free(struct timer_heap *h);
+static inline int64_t timer_heap_next(const struct timer_heap *h)
+{
+	return h->len ? h->items[0]->deadline : INT64_MAX;
+}
+
+/* ------------------------------------------------------------------------
+ * Hooks (task.c): where the profiler attaches.  Each pointer is NULL
+ * unless a profiler installed it; the runtime tests it before calling, so a
+ * hook costs one predictable branch while off.
+ * ---------------------------------------------------------------------- */
+struct runtime_hooks {
+	void (*spawn)(struct task *t, struct task *parent); /* before queued */
+	void (*exit)(struct task *t);                       /* still RUNNING */
+	void (*park)(struct task *t, enum wait_reason why); /* before switch */
+	void (*unpark)(struct task *t, int64_t waited_ns);  /* when readied */
+};
+
+CO_INTERNAL extern struct runtime_hooks runtime_hooks;
+
+/* ------------------------------------------------------------------------
+ * Fatal errors (fatal.c): a broken internal invariant, never user input.
+ * ---------------------------------------------------------------------- */
+CO_INTERNAL _Noreturn void co_fatal(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+/* Installs the SIGSEGV/SIGBUS handler on an alternate stack that turns a
+ * fault in a guard page into "fatal error: stack overflow" naming the task. */
+CO_INTERNAL int fatal_signals_init(void);
+/* Set by the profiler: prints the task dump after a fatal message. */
+CO_INTERNAL extern void (*fatal_dump_hook)(int fd);
+CO_INTERNAL int fatal_thread_init(void);   /* per worker: the alt stack */
+CO_INTERNAL void fatal_thread_destroy(void);
+CO_INTERNAL void fatal_signals_destroy(void);
+
+#endif /* COPPER_RUNTIME_RUNTIME_H */

@@ -1,0 +1,1122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sched.c - the M:N scheduler: workers, run queues, work stealing, parking,
+ * idle sleep, and co_run / co_go / co_yield.
+ *
+ * Design notes
+ * ------------
+ * Vocabulary: runtime.h.  A worker is an OS thread with a local run queue
+ * (Go's runq: a 256-entry ring, owner pushes, anyone pops with a CAS) and a
+ * `runnext` slot; tasks that do not fit go to one global queue under a
+ * mutex.  co_go and wake-ups put the task in runnext, as Go does, so a
+ * task that hands work to another (channel send, then receive) runs its
+ * partner next on the same worker with warm caches.
+ *
+ * Direct switches.  When a task parks or yields, it picks its successor
+ * itself from the local queue and switches straight to it: one context
+ * switch, not two.  Only when the local queue is empty, every 61st round
+ * (to look at the global queue, timers and I/O, as Go's schedule() does),
+ * or when a timer has expired, does it switch to the worker's scheduler
+ * context (its thread stack) to do the slow work: timers, libuv, the
+ * global queue, stealing, sleeping.
+ *
+ * After the switch.  A task must not become visible to other workers
+ * before its registers are saved, or another worker could resume a
+ * half-switched context.  So every park publishes nothing itself; it
+ * leaves an `after_op` in its worker and the context that runs next on
+ * the same thread completes it (unlocks the wait queue, pushes a yielding
+ * task back on the run queue, frees a dead task's slot).  This is Go's
+ * gopark(unlockf) and mcall, without a g0 switch in between.
+ *
+ * Idle workers.  A worker with nothing to do spins for a bounded time
+ * looking for work to steal (at most half the busy workers spin, and at
+ * least one), then registers on the idle list and blocks in its libuv loop
+ * (epoll), which also delivers its timers (a timerfd with nanosecond
+ * deadlines), its thread-pool completions and its I/O.  Whoever makes work
+ * available while some worker is idle and none is spinning wakes one
+ * (wakep), with a full barrier between publishing the work and reading the
+ * idle count; an idle worker publishes itself, then re-checks every queue
+ * before it blocks.  One of the two always sees the other: no lost
+ * wake-up.
+ *
+ * Timers.  Each worker owns a min-heap of sleeping tasks: a sleeping task
+ * parks on the heap of the worker it ran on, and only that worker's thread
+ * touches the heap.  Busy workers check the heap top on every switch while
+ * it is non-empty; idle ones arm their timerfd.  libuv's own timers have a
+ * resolution of one millisecond; the timerfd gives co_sleep(100 us) a
+ * wake-up within the kernel's timer slack (50 us by default) instead.
+ *
+ * Rejected designs:
+ *   - Switching to the scheduler context on every park (Go's mcall): two
+ *     switches and a cold stack per park; direct switches halve the cost of
+ *     ping-pong and yield.
+ *   - A separate P as in Go: Copper does not hand a worker's run queue to
+ *     another thread during a blocking system call, because blocking calls
+ *     go to libuv's thread pool (co_blocking) and never block a worker.
+ *   - One libuv loop on an I/O thread feeding all workers: every timer and
+ *     completion would cross threads twice.  Per-worker loops keep a
+ *     sleeping task's timer on the thread that will run it.
+ *   - Idle workers sleeping on a futex: they would need a second wake-up
+ *     path for libuv events; blocking in the loop covers both.
+ *
+ * Lock order: idle_lock, then global_lock; channel and sync locks are
+ * never held when a scheduler lock is taken except through sched_ready,
+ * which takes none of them on the fast path (runnext and the ring are
+ * lock-free) and global_lock only when the ring overflows.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "copper.h"
+#include "runtime.h"
+#include "sanitizer.h"
+
+#define SCHED_GLOBAL_EVERY 61 /* rounds between forced scheduler visits */
+#define SPIN_NS 50000         /* how long an idle worker spins for work */
+#define ID_BATCH 16           /* task ids a worker reserves at once (Go: 16) */
+
+static struct {
+	struct config cfg;
+	struct worker *workers;       /* nprocs, cache-line aligned */
+	int nprocs;
+	_Atomic bool running;         /* between co_run's start and return */
+	_Atomic bool stopping;        /* task 1 returned: workers wind down */
+	_Atomic uint64_t next_id;     /* next unreserved task id */
+
+	pthread_mutex_t global_lock;  /* guards ghead, gtail */
+	struct task *ghead, *gtail;   /* global run queue, FIFO */
+	_Atomic uint32_t gcount;      /* its length; read without the lock */
+
+	pthread_mutex_t idle_lock;    /* guards idle_list and wake sends */
+	struct worker *idle_list;     /* workers blocked in their loop */
+	_Atomic int nidle;            /* length of idle_list */
+	_Atomic int nspinning;        /* workers spinning for work */
+} S = {
+	.global_lock = PTHREAD_MUTEX_INITIALIZER,
+	.idle_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static _Thread_local struct worker *tls_worker
+	__attribute__((tls_model("initial-exec")));
+
+static void task_main(void *arg);
+
+/* ------------------------------------------------------------------------
+ * Small helpers
+ * ---------------------------------------------------------------------- */
+
+/* Not inlined, so that code resumed on another thread after a switch reads
+ * this thread's worker rather than a TLS address cached before it. */
+__attribute__((noinline)) struct worker *sched_worker(void)
+{
+	struct worker *w = tls_worker;
+	__asm__ volatile("" ::: "memory");
+	return w;
+}
+
+struct task *sched_current(void)
+{
+	struct worker *w = sched_worker();
+	return w ? w->current : NULL;
+}
+
+int sched_nprocs(void) { return S.nprocs; }
+struct worker *sched_workers(void) { return S.workers; }
+bool sched_running(void) { return atomic_load(&S.running); }
+
+static inline int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+CO_EXTERN int64_t co_now(void) { return clock_ns(CLOCK_MONOTONIC); }
+int64_t sched_coarse_now(void) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+static inline uint32_t fastrand(struct worker *w)
+{
+	uint32_t x = w->rand;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return w->rand = x;
+}
+
+/* ------------------------------------------------------------------------
+ * Run queues (Go's runqput / runqget / runqgrab)
+ * ---------------------------------------------------------------------- */
+
+static void global_put_list(struct task *head, struct task *tail, uint32_t n)
+{
+	tail->next = NULL;
+	pthread_mutex_lock(&S.global_lock);
+	if (S.gtail)
+		S.gtail->next = head;
+	else
+		S.ghead = head;
+	S.gtail = tail;
+	atomic_fetch_add(&S.gcount, n);
+	pthread_mutex_unlock(&S.global_lock);
+}
+
+/* Ring full: move half of it and t to the global queue.  False if a thief
+ * took from the ring meanwhile (the caller retries). */
+static bool runq_put_slow(struct worker *w, struct task *t, uint32_t h,
+			  uint32_t tl)
+{
+	uint32_t n = (tl - h) / 2;
+	struct task *batch[RUNQ_SIZE / 2 + 1];
+
+	for (uint32_t i = 0; i < n; i++)
+		batch[i] = atomic_load_explicit(&w->runq.buf[(h + i) % RUNQ_SIZE],
+						memory_order_relaxed);
+	if (!atomic_compare_exchange_strong_explicit(
+		    &w->runq.head, &h, h + n, memory_order_release,
+		    memory_order_relaxed))
+		return false;
+	batch[n] = t;
+	for (uint32_t i = 0; i < n; i++)
+		batch[i]->next = batch[i + 1];
+	global_put_list(batch[0], t, n + 1);
+	return true;
+}
+
+static void runq_put_tail(struct worker *w, struct task *t)
+{
+	for (;;) {
+		uint32_t h = atomic_load_explicit(&w->runq.head,
+						  memory_order_acquire);
+		uint32_t tl = atomic_load_explicit(&w->runq.tail,
+						   memory_order_relaxed);
+		if (tl - h < RUNQ_SIZE) {
+			atomic_store_explicit(&w->runq.buf[tl % RUNQ_SIZE], t,
+					      memory_order_relaxed);
+			atomic_store_explicit(&w->runq.tail, tl + 1,
+					      memory_order_release);
+			return;
+		}
+		if (runq_put_slow(w, t, h, tl))
+			return;
+	}
+}
+
+/* Puts t in runnext; the task it displaces goes to the ring's tail.  The
+ * exchange is a full barrier, which wakep relies on. */
+static inline void runq_put_next(struct worker *w, struct task *t)
+{
+	struct task *old = atomic_exchange(&w->runnext, t);
+	if (old)
+		runq_put_tail(w, old);
+}
+
+static struct task *runq_get(struct worker *w)
+{
+	struct task *t = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+
+	if (t && atomic_compare_exchange_strong(&w->runnext, &t, NULL))
+		return t;
+	for (;;) {
+		uint32_t h = atomic_load_explicit(&w->runq.head,
+						  memory_order_acquire);
+		uint32_t tl = atomic_load_explicit(&w->runq.tail,
+						   memory_order_relaxed);
+		if (tl == h)
+			return NULL;
+		t = atomic_load_explicit(&w->runq.buf[h % RUNQ_SIZE],
+					 memory_order_relaxed);
+		if (atomic_compare_exchange_weak_explicit(
+			    &w->runq.head, &h, h + 1, memory_order_release,
+			    memory_order_relaxed))
+			return t;
+	}
+}
+
+static bool runq_empty(struct worker *w)
+{
+	return atomic_load(&w->runq.head) == atomic_load(&w->runq.tail) &&
+	       atomic_load(&w->runnext) == NULL;
+}
+
+/*
+ * Steals half of victim's ring into w's (empty) ring and returns one task
+ * to run.  runnext is taken only if it stayed put while the victim did no
+ * switch for a moment: a task readied into runnext is usually about to run
+ * on its worker (ping-pong), and stealing it would only move the pair
+ * across threads.
+ */
+static struct task *runq_steal(struct worker *w, struct worker *victim)
+{
+	uint32_t wt = atomic_load_explicit(&w->runq.tail, memory_order_relaxed);
+
+	for (;;) {
+		uint32_t h = atomic_load_explicit(&victim->runq.head,
+						  memory_order_acquire);
+		uint32_t tl = atomic_load_explicit(&victim->runq.tail,
+						   memory_order_acquire);
+		uint32_t n = tl - h;
+		n -= n / 2;
+		if (n == 0) {
+			struct task *next = atomic_load(&victim->runnext);
+			if (!next)
+				return NULL;
+			uint64_t sw = atomic_load(&victim->nswitch);
+			for (int i = 0; i < 200; i++)
+				cpu_relax();
+			if (atomic_load(&victim->nswitch) != sw ||
+			    atomic_load(&victim->runnext) != next)
+				return NULL;
+			if (atomic_compare_exchange_strong(&victim->runnext,
+							   &next, NULL))
+				return next;
+			return NULL;
+		}
+		if (n > RUNQ_SIZE / 2)
+			continue; /* read head and tail out of step */
+		for (uint32_t i = 0; i < n; i++) {
+			struct task *t = atomic_load_explicit(
+				&victim->runq.buf[(h + i) % RUNQ_SIZE],
+				memory_order_relaxed);
+			atomic_store_explicit(&w->runq.buf[(wt + i) % RUNQ_SIZE],
+					      t, memory_order_relaxed);
+		}
+		if (atomic_compare_exchange_strong_explicit(
+			    &victim->runq.head, &h, h + n, memory_order_release,
+			    memory_order_relaxed)) {
+			struct task *t = atomic_load_explicit(
+				&w->runq.buf[(wt + n - 1) % RUNQ_SIZE],
+				memory_order_relaxed);
+			if (n > 1)
+				atomic_store_explicit(&w->runq.tail, wt + n - 1,
+						      memory_order_release);
+			return t;
+		}
+	}
+}
+
+/* Takes a fair share of the global queue: one to run, more into the ring. */
+static struct task *global_get(struct worker *w, uint32_t max)
+{
+	struct task *t;
+
+	if (atomic_load_explicit(&S.gcount, memory_order_relaxed) == 0)
+		return NULL;
+	pthread_mutex_lock(&S.global_lock);
+	uint32_t n = atomic_load(&S.gcount);
+	if (n == 0) {
+		pthread_mutex_unlock(&S.global_lock);
+		return NULL;
+	}
+	uint32_t take = n / (uint32_t)S.nprocs + 1;
+	if (take > n)
+		take = n;
+	if (take > max)
+		take = max;
+	t = S.ghead;
+	S.ghead = t->next;
+	for (uint32_t i = 1; i < take; i++) {
+		struct task *u = S.ghead;
+		S.ghead = u->next;
+		runq_put_tail(w, u);
+	}
+	if (!S.ghead)
+		S.gtail = NULL;
+	atomic_fetch_sub(&S.gcount, take);
+	pthread_mutex_unlock(&S.global_lock);
+	return t;
+}
+
+/* ------------------------------------------------------------------------
+ * Waking idle workers
+ * ---------------------------------------------------------------------- */
+
+/* Wakes one idle worker as a spinner.  Sending under idle_lock keeps the
+ * worker's async handle open until the send is done (see worker_stop). */
+static void wake_one(void)
+{
+	pthread_mutex_lock(&S.idle_lock);
+	struct worker *v = S.idle_list;
+	if (v && !atomic_load(&S.stopping)) {
+		S.idle_list = v->idle_next;
+		v->idle = false;
+		atomic_fetch_sub(&S.nidle, 1);
+		atomic_fetch_add(&S.nspinning, 1);
+		v->spinning = true;
+		uv_async_send(&v->wake);
+	}
+	pthread_mutex_unlock(&S.idle_lock);
+}
+
+/* Called after making work available, behind a full barrier. */
+static inline void wakep(void)
+{
+	if (atomic_load_explicit(&S.nidle, memory_order_relaxed) > 0 &&
+	    atomic_load_explicit(&S.nspinning, memory_order_relaxed) == 0)
+		wake_one();
+}
+
+static void idle_push(struct worker *w)
+{
+	pthread_mutex_lock(&S.idle_lock);
+	w->idle = true;
+	w->idle_next = S.idle_list;
+	S.idle_list = w;
+	atomic_fetch_add(&S.nidle, 1);
+	pthread_mutex_unlock(&S.idle_lock);
+}
+
+static void idle_remove(struct worker *w)
+{
+	pthread_mutex_lock(&S.idle_lock);
+	if (w->idle) {
+		struct worker **pp = &S.idle_list;
+		while (*pp != w)
+			pp = &(*pp)->idle_next;
+		*pp = w->idle_next;
+		w->idle = false;
+		atomic_fetch_sub(&S.nidle, 1);
+	}
+	pthread_mutex_unlock(&S.idle_lock);
+}
+
+static void spin_stop(struct worker *w)
+{
+	if (!w->spinning)
+		return;
+	w->spinning = false;
+	atomic_fetch_sub(&S.nspinning, 1);
+}
+
+/* ------------------------------------------------------------------------
+ * Switching
+ * ---------------------------------------------------------------------- */
+
+/* Completes what the context that switched away left to do (see "After
+ * the switch" above).  Runs on the thread that performed the switch. */
+static inline void after_switch(struct worker *w)
+{
+	enum after_op op = w->after_op;
+	struct task *prev = w->after_task;
+
+	if (op == AFTER_NONE)
+		return;
+	w->after_op = AFTER_NONE;
+	switch (op) {
+	case AFTER_PARK:
+		if (w->after_fn)
+			w->after_fn(w->after_arg);
+		break;
+	case AFTER_YIELD:
+		runq_put_tail(w, prev);
+		break;
+	case AFTER_EXIT:
+		stack_slot_put(w, prev);
+		break;
+	case AFTER_NONE:
+		break;
+	}
+}
+
+static inline void mark_running(struct worker *w, struct task *t)
+{
+	w->current = t;
+	t->worker = w;
+	atomic_store_explicit(&t->state, TASK_RUNNING, memory_order_relaxed);
+	atomic_store_explicit(&w->nswitch,
+			      atomic_load_explicit(&w->nswitch,
+						   memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+/*
+ * The successor a parking task may switch to directly, or NULL when the
+ * worker must go through its scheduler context: nothing local, the
+ * periodic visit, an expired timer, or shutdown.
+ */
+static inline struct task *pick_next_local(struct worker *w)
+{
+	if (unlikely(++w->tick % SCHED_GLOBAL_EVERY == 0))
+		return NULL;
+	if (unlikely(w->timers.len) && co_now() >= timer_heap_next(&w->timers))
+		return NULL;
+	if (unlikely(atomic_load_explicit(&S.stopping, memory_order_relaxed)))
+		return NULL;
+	return runq_get(w);
+}
+
+/* Switches from the running task t to next (or to the scheduler when next
+ * is NULL).  Returns when t is resumed, possibly on another worker. */
+static void switch_from(struct worker *w, struct task *t, struct task *next)
+{
+	if (unlikely(t->has_canary) && !stack_canary_ok(t))
+		co_fatal("stack overflow in task %llu (%s), created by task "
+			 "%llu: the canary at the foot of its stack is gone",
+			 (unsigned long long)t->id, t->name ? t->name : "",
+			 (unsigned long long)t->creator_id);
+	if (next) {
+		mark_running(w, next);
+		san_switch_start(&t->asan_fake_stack, t->id == 0,
+				 (void *)next->stack_lo,
+				 next->stack_hi - next->stack_lo);
+		switch_context(&t->ctx, &next->ctx);
+	} else {
+		w->current = NULL;
+		san_switch_start(&t->asan_fake_stack, t->id == 0,
+				 w->sched_stack_lo, w->sched_stack_size);
+		switch_context(&t->ctx, &w->sched_ctx);
+	}
+	san_switch_finish(t->asan_fake_stack);
+	after_switch(sched_worker());
+}
+
+void sched_park(enum task_state state, enum wait_reason why,
+		void (*unlock)(void *), void *arg)
+{
+	struct worker *w = sched_worker();
+	struct task *t = w->current;
+
+	assert(t && (state == TASK_WAITING || state == TASK_SYSCALL));
+	atomic_store_explicit(&t->wait_reason, why, memory_order_relaxed);
+	t->wait_since = sched_coarse_now();
+	atomic_store_explicit(&t->state, state, memory_order_release);
+	if (runtime_hooks.park)
+		runtime_hooks.park(t, why);
+	w->after_op = AFTER_PARK;
+	w->after_task = t;
+	w->after_fn = unlock;
+	w->after_arg = arg;
+	switch_from(w, t, pick_next_local(w));
+}
+
+void sched_ready(struct task *t)
+{
+	struct worker *w = sched_worker();
+
+	assert(task_check(t));
+	if (runtime_hooks.unpark)
+		runtime_hooks.unpark(t, 0);
+	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
+	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+	if (likely(w != NULL)) {
+		runq_put_next(w, t);
+	} else {
+		global_put_list(t, t, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+	}
+	wakep();
+}
+
+/* Ready on the local ring's tail, for batches (timers) that must keep
+ * their order rather than each displacing the last from runnext. */
+static void ready_tail(struct worker *w, struct task *t)
+{
+	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
+	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+	runq_put_tail(w, t);
+}
+
+static _Noreturn void task_exit(void)
+{
+	struct worker *w = sched_worker();
+	struct task *t = w->current;
+
+	if (runtime_hooks.exit)
+		runtime_hooks.exit(t);
+	if (t->id == 1) {
+		/* Task 1 returned: co_run returns, the rest are abandoned. */
+		atomic_store(&S.stopping, true);
+		pthread_mutex_lock(&S.idle_lock);
+		for (int i = 0; i < S.nprocs; i++)
+			uv_async_send(&S.workers[i].wake);
+		pthread_mutex_unlock(&S.idle_lock);
+	}
+	if (t->name_heap)
+		free((void *)t->name);
+	t->name = NULL;
+	t->name_heap = 0;
+	t->labels = NULL;
+	t->id = 0;
+	atomic_store_explicit(&t->state, TASK_DEAD, memory_order_release);
+	atomic_store_explicit(&w->nexited,
+			      atomic_load_explicit(&w->nexited,
+						   memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	w->after_op = AFTER_EXIT;
+	w->after_task = t;
+	san_unpoison_stack(t);
+	switch_from(w, t, pick_next_local(w));
+	co_fatal("task_exit: a dead task was resumed");
+}
+
+static void task_main(void *arg)
+{
+	struct task *t = arg;
+
+	san_switch_finish(NULL);
+	after_switch(sched_worker());
+	t->fn(t->arg);
+	task_exit();
+}
+
+/* ------------------------------------------------------------------------
+ * Spawning
+ * ---------------------------------------------------------------------- */
+
+static uint64_t id_alloc(struct worker *w)
+{
+	if (unlikely(w->id_next == w->id_end)) {
+		w->id_next = atomic_fetch_add(&S.next_id, ID_BATCH);
+		w->id_end = w->id_next + ID_BATCH;
+	}
+	return w->id_next++;
+}
+
+static void task_set_name(struct task *t, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len < TASK_NAME_INLINE) {
+		memcpy(t->name_buf, name, len + 1);
+		t->name = t->name_buf;
+		return;
+	}
+	char *copy = strdup(name);
+	if (copy) {
+		t->name = copy;
+		t->name_heap = 1;
+	} else {
+		/* Out of memory: keep a truncated name rather than fail. */
+		memcpy(t->name_buf, name, TASK_NAME_INLINE - 1);
+		t->name_buf[TASK_NAME_INLINE - 1] = '\0';
+		t->name = t->name_buf;
+	}
+}
+
+static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
+		      uintptr_t pc)
+{
+	struct worker *w = sched_worker();
+	struct task *parent;
+	struct task *t;
+
+	if (unlikely(!fn || !w))
+		return 0;
+	t = stack_slot_get(w);
+	if (unlikely(!t))
+		return 0;
+	assert(task_check(t));
+	parent = w->current;
+	t->id = id_alloc(w);
+	t->fn = fn;
+	t->arg = arg;
+	t->creator_id = parent ? parent->id : 0;
+	t->creator_pc = pc;
+	t->labels = parent ? parent->labels : NULL;
+	t->wait_since = 0;
+	t->wait_obj = NULL;
+	t->worker = w;
+	t->name = NULL;
+	if (name)
+		task_set_name(t, name);
+	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
+	switch_init_stack(&t->ctx, (void *)t, task_main, t);
+	if (runtime_hooks.spawn)
+		runtime_hooks.spawn(t, parent);
+	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+	atomic_store_explicit(&w->nspawned,
+			      atomic_load_explicit(&w->nspawned,
+						   memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	runq_put_next(w, t);
+	wakep();
+	return t->id;
+}
+
+CO_EXTERN __attribute__((noinline)) uint64_t co_go(void (*fn)(void *), void *arg)
+{
+	return spawn(NULL, fn, arg, (uintptr_t)__builtin_return_address(0));
+}
+
+CO_EXTERN __attribute__((noinline)) uint64_t co_go_named(const char *name,
+							 void (*fn)(void *),
+							 void *arg)
+{
+	return spawn(name, fn, arg, (uintptr_t)__builtin_return_address(0));
+}
+
+CO_EXTERN void co_yield(void)
+{
+	struct worker *w = sched_worker();
+	struct task *t = w ? w->current : NULL;
+	struct task *next;
+
+	if (!t)
+		return;
+	next = pick_next_local(w);
+	if (!next && runq_empty(w) && (w->tick % SCHED_GLOBAL_EVERY) != 0 &&
+	    !w->timers.len)
+		return; /* nobody else to run here */
+	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+	w->after_op = AFTER_YIELD;
+	w->after_task = t;
+	switch_from(w, t, next);
+}
+
+CO_EXTERN uint64_t co_self(void)
+{
+	struct task *t = sched_current();
+	return t ? t->id : 0;
+}
+
+CO_EXTERN size_t co_num_tasks(void)
+{
+	uint64_t spawned = 0, exited = 0;
+
+	if (!atomic_load(&S.running) || !S.workers)
+		return 0;
+	/* Exits first: a task counted as exited was spawned before. */
+	for (int i = 0; i < S.nprocs; i++)
+		exited += atomic_load(&S.workers[i].nexited);
+	for (int i = 0; i < S.nprocs; i++)
+		spawned += atomic_load(&S.workers[i].nspawned);
+	return spawned > exited ? (size_t)(spawned - exited) : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Sleeping and blocking calls
+ * ---------------------------------------------------------------------- */
+
+CO_EXTERN void co_sleep(int64_t ns)
+{
+	struct worker *w = sched_worker();
+	struct task *t = w ? w->current : NULL;
+
+	if (ns <= 0) {
+		co_yield();
+		return;
+	}
+	if (!t) {
+		struct timespec ts = {ns / 1000000000, ns % 1000000000};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		return;
+	}
+	t->deadline = co_now() + ns;
+	if (timer_heap_push(&w->timers, t) < 0) {
+		/* No memory for the heap: still honour the duration. */
+		while (co_now() < t->deadline)
+			co_yield();
+		return;
+	}
+	sched_park(TASK_WAITING, WAIT_SLEEP, NULL, NULL);
+}
+
+/* Readies every task whose deadline has passed. */
+static void timers_run(struct worker *w)
+{
+	if (!w->timers.len)
+		return;
+	int64_t now = co_now();
+	while (w->timers.len && timer_heap_next(&w->timers) <= now)
+		ready_tail(w, timer_heap_pop(&w->timers));
+}
+
+struct blocking_req {
+	uv_work_t req;           /* libuv's request; req.data is this */
+	void (*fn)(void *);      /* the blocking call */
+	void *arg;               /* its argument */
+	struct task *task;       /* the parked caller */
+	struct worker *worker;   /* whose loop the request is on */
+	int err;                 /* uv_queue_work's refusal, if any */
+};
+
+static void blocking_work(uv_work_t *req)
+{
+	struct blocking_req *b = req->data;
+	b->fn(b->arg);
+}
+
+static void blocking_done(uv_work_t *req, int status)
+{
+	struct blocking_req *b = req->data;
+	(void)status;
+	b->worker->uv_pending--;
+	sched_ready(b->task);
+}
+
+/* After the caller has switched away: queue the call on this thread's loop. */
+static void blocking_submit(void *arg)
+{
+	struct blocking_req *b = arg;
+	struct worker *w = sched_worker();
+
+	b->worker = w;
+	b->req.data = b;
+	b->err = uv_queue_work(&w->loop, &b->req, blocking_work, blocking_done);
+	if (b->err == 0)
+		w->uv_pending++;
+	else
+		sched_ready(b->task);
+}
+
+CO_EXTERN int co_blocking(void (*fn)(void *), void *arg)
+{
+	struct task *t = sched_current();
+	struct blocking_req b = {.fn = fn, .arg = arg, .task = t};
+
+	if (!fn)
+		return CO_EINVAL;
+	if (!t)
+		return CO_EPERM;
+	sched_park(TASK_SYSCALL, WAIT_SYSCALL, blocking_submit, &b);
+	return b.err ? b.err : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The scheduler loop
+ * ---------------------------------------------------------------------- */
+
+static void run_task(struct worker *w, struct task *t)
+{
+	assert(task_check(t));
+	mark_running(w, t);
+	san_switch_start(&w->sched_fake_stack, false, (void *)t->stack_lo,
+			 t->stack_hi - t->stack_lo);
+	switch_context(&w->sched_ctx, &t->ctx);
+	san_switch_finish(w->sched_fake_stack);
+	after_switch(w);
+}
+
+static void uv_poll_nowait(struct worker *w)
+{
+	if (w->uv_pending)
+		uv_run(&w->loop, UV_RUN_NOWAIT);
+}
+
+static bool any_work(void)
+{
+	if (atomic_load(&S.gcount))
+		return true;
+	for (int i = 0; i < S.nprocs; i++)
+		if (!runq_empty(&S.workers[i]))
+			return true;
+	return false;
+}
+
+static struct task *steal_any(struct worker *w)
+{
+	int start = (int)(fastrand(w) % (uint32_t)S.nprocs);
+
+	for (int i = 0; i < S.nprocs; i++) {
+		struct worker *v = &S.workers[(start + i) % S.nprocs];
+		if (v == w)
+			continue;
+		struct task *t = runq_steal(w, v);
+		if (t)
+			return t;
+	}
+	return global_get(w, RUNQ_SIZE / 2);
+}
+
+/* Spins looking for work, up to SPIN_NS; at most half the busy workers
+ * (and at least one) spin at a time. */
+static struct task *spin_for_work(struct worker *w)
+{
+	if (!w->spinning) {
+		int busy = S.nprocs - atomic_load(&S.nidle);
+		if (2 * atomic_load(&S.nspinning) >= (busy > 1 ? busy : 1) + 1)
+			return NULL;
+		w->spinning = true;
+		atomic_fetch_add(&S.nspinning, 1);
+	}
+	int64_t until = co_now() + SPIN_NS;
+	for (uint32_t i = 0;; i++) {
+		struct task *t = steal_any(w);
+		if (!t)
+			t = runq_get(w);
+		if (t) {
+			spin_stop(w);
+			/* Go's resetspinning: keep a spinner while there is
+			 * work, so bursts spread over the workers. */
+			atomic_thread_fence(memory_order_seq_cst);
+			wakep();
+			return t;
+		}
+		if (atomic_load_explicit(&S.stopping, memory_order_relaxed))
+			break;
+		if ((i & 15) == 15 && co_now() >= until)
+			break;
+		for (int k = 0; k < 20; k++)
+			cpu_relax();
+	}
+	spin_stop(w);
+	return NULL;
+}
+
+static void idle_block(struct worker *w)
+{
+	idle_push(w);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (any_work() || atomic_load(&S.stopping)) {
+		idle_remove(w);
+		return;
+	}
+	if (w->timers.len) {
+		int64_t d = timer_heap_next(&w->timers);
+		struct itimerspec its = {
+			.it_value = {d / 1000000000, d % 1000000000},
+		};
+		if (d <= 0)
+			its.it_value.tv_nsec = 1;
+		timerfd_settime(w->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+	}
+	uv_run(&w->loop, UV_RUN_ONCE);
+	idle_remove(w);
+}
+
+static struct task *find_work(struct worker *w)
+{
+	struct task *t;
+
+	for (;;) {
+		if (atomic_load(&S.stopping))
+			return NULL;
+		timers_run(w);
+		uv_poll_nowait(w);
+		if (w->tick % SCHED_GLOBAL_EVERY == 0 &&
+		    (t = global_get(w, RUNQ_SIZE / 2)) != NULL)
+			break;
+		if ((t = runq_get(w)) != NULL)
+			break;
+		if ((t = global_get(w, RUNQ_SIZE / 2)) != NULL)
+			break;
+		if ((t = spin_for_work(w)) != NULL)
+			break;
+		if (w->timers.len && co_now() >= timer_heap_next(&w->timers))
+			continue;
+		idle_block(w);
+	}
+	spin_stop(w);
+	return t;
+}
+
+static void sched_loop(struct worker *w)
+{
+	struct task *t;
+
+	while ((t = find_work(w)) != NULL) {
+		w->tick++;
+		run_task(w, t);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Workers: start and stop
+ * ---------------------------------------------------------------------- */
+
+static void wake_cb(uv_async_t *h) { (void)h; }
+
+static void timer_fd_cb(uv_poll_t *h, int status, int events)
+{
+	struct worker *w = h->data;
+	uint64_t expirations;
+	(void)status;
+	(void)events;
+	if (read(w->timerfd, &expirations, sizeof(expirations)) < 0) {
+		/* EAGAIN: disarmed meanwhile; nothing to do. */
+	}
+}
+
+static int worker_init(struct worker *w, int id)
+{
+	int err;
+
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->rand = 0x9e3779b9u * (uint32_t)(id + 1);
+	w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->timerfd < 0)
+		return -errno;
+	if ((err = uv_loop_init(&w->loop)) != 0)
+		goto out_close_fd;
+	if ((err = uv_async_init(&w->loop, &w->wake, wake_cb)) != 0)
+		goto out_close_loop;
+	if ((err = uv_poll_init(&w->loop, &w->timer_poll, w->timerfd)) != 0)
+		goto out_close_async;
+	w->timer_poll.data = w;
+	if ((err = uv_poll_start(&w->timer_poll, UV_READABLE, timer_fd_cb)) != 0)
+		goto out_close_poll;
+	return 0;
+
+out_close_poll:
+	uv_close((uv_handle_t *)&w->timer_poll, NULL);
+out_close_async:
+	uv_close((uv_handle_t *)&w->wake, NULL);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+out_close_loop:
+	uv_loop_close(&w->loop);
+out_close_fd:
+	close(w->timerfd);
+	return err;
+}
+
+/* Runs on the worker's own thread once its loop has ended: waits for
+ * blocking calls still in flight, then closes the loop. */
+static void worker_destroy(struct worker *w)
+{
+	pthread_mutex_lock(&S.idle_lock);
+	uv_close((uv_handle_t *)&w->wake, NULL);
+	pthread_mutex_unlock(&S.idle_lock);
+	uv_close((uv_handle_t *)&w->timer_poll, NULL);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&w->loop);
+	close(w->timerfd);
+	timer_heap_free(&w->timers);
+	stack_cache_flush(w);
+}
+
+static void worker_bind_thread(struct worker *w)
+{
+	pthread_attr_t attr;
+
+	tls_worker = w;
+	w->sched_stack_lo = NULL;
+	w->sched_stack_size = 0;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstack(&attr, &w->sched_stack_lo,
+				      &w->sched_stack_size);
+		pthread_attr_destroy(&attr);
+	}
+}
+
+static void *worker_thread(void *arg)
+{
+	struct worker *w = arg;
+	sigset_t all;
+
+	/* Process-directed signals (SIGUSR1 dumps) go to other threads. */
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	worker_bind_thread(w);
+	fatal_thread_init();
+	sched_loop(w);
+	worker_destroy(w);
+	fatal_thread_destroy();
+	tls_worker = NULL;
+	return NULL;
+}
+
+struct main_arg {
+	void (*fn)(void *);
+	void *arg;
+};
+
+static void sched_reset(void)
+{
+	S.ghead = S.gtail = NULL;
+	atomic_store(&S.gcount, 0);
+	S.idle_list = NULL;
+	atomic_store(&S.nidle, 0);
+	atomic_store(&S.nspinning, 0);
+	atomic_store(&S.stopping, false);
+	atomic_store(&S.next_id, 1);
+}
+
+CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
+{
+	bool expected = false;
+	int err, started = 1;
+
+	if (!main_fn)
+		return CO_EINVAL;
+	if (!atomic_compare_exchange_strong(&S.running, &expected, true))
+		return CO_EBUSY;
+	if ((err = config_load(&S.cfg)) != 0)
+		goto out_not_running;
+	S.nprocs = S.cfg.procs;
+	sched_reset();
+	if ((err = stack_init(S.cfg.stack_size)) != 0)
+		goto out_not_running;
+	S.workers = aligned_alloc(CACHELINE,
+				  sizeof(struct worker) * (size_t)S.nprocs);
+	if (!S.workers) {
+		err = CO_ENOMEM;
+		goto out_stacks;
+	}
+	for (int i = 0; i < S.nprocs; i++) {
+		if ((err = worker_init(&S.workers[i], i)) != 0) {
+			while (i-- > 0)
+				worker_destroy(&S.workers[i]);
+			goto out_workers;
+		}
+	}
+	if ((err = fatal_signals_init()) != 0)
+		goto out_destroy_workers;
+	worker_bind_thread(&S.workers[0]);
+	fatal_thread_init();
+	if (spawn("main", main_fn, arg, (uintptr_t)__builtin_return_address(0)) !=
+	    1) {
+		err = CO_ENOMEM;
+		goto out_unbind;
+	}
+	for (; started < S.nprocs; started++) {
+		err = pthread_create(&S.workers[started].thread, NULL,
+				     worker_thread, &S.workers[started]);
+		if (err) {
+			/* Run with the workers we have; say so. */
+			fprintf(stderr,
+				"copper: could only start %d of %d workers: %s\n",
+				started, S.nprocs, strerror(err));
+			break;
+		}
+	}
+	err = 0;
+	sched_loop(&S.workers[0]);
+	for (int i = 1; i < started; i++)
+		pthread_join(S.workers[i].thread, NULL);
+	/* Workers that never started still own their loops. */
+	for (int i = started; i < S.nprocs; i++)
+		worker_destroy(&S.workers[i]);
+out_unbind:
+	if (err) {
+		for (int i = 1; i < S.nprocs; i++)
+			worker_destroy(&S.workers[i]);
+	}
+	worker_destroy(&S.workers[0]);
+	fatal_thread_destroy();
+	tls_worker = NULL;
+	fatal_signals_destroy();
+	goto out_workers;
+out_destroy_workers:
+	for (int i = 0; i < S.nprocs; i++)
+		worker_destroy(&S.workers[i]);
+out_workers:
+	free(S.workers);
+	S.workers = NULL;
+out_stacks:
+	stack_destroy();
+out_not_running:
+	atomic_store(&S.running, false);
+	return err;
+}

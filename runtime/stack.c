@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stack.c - task stacks: regions, guard pages, the slot pool, and the task
+ * table that falls out of them.
+ *
+ * How it works.  Stacks are carved from large regions mapped with
+ * MAP_NORESERVE, so the kernel commits a page only when it is touched.
+ * Each region holds REGION_SLOTS slots of equal size:
+ *
+ *   slot base                                               slot top
+ *   | guard page | usable stack, grows down  ...  | task record |
+ *   ^            ^ stack_lo                       ^ stack_hi == record
+ *
+ * The task record sits at the top of its own stack, so a task that parks
+ * soon after it starts has touched exactly one page: the record and the
+ * few frames below it.  That is the memory floor for a parked task whose
+ * stack stays at its address (DESIGN.md "Stacks stay put").
+ *
+ * Guards.  One mprotect'ed page per stack splits the region's mapping in
+ * two, so vm.max_map_count (65530) would stop us near 32k tasks.  Linux
+ * 6.13's MADV_GUARD_INSTALL marks guard pages in the page tables instead,
+ * without new mappings; we install them in batches with process_madvise on
+ * our own pidfd (one system call per SLOT_BATCH guards).  Without it we fall
+ * back to mprotect while mappings last (stopping at a quarter of the limit,
+ * leaving the rest to the program), then to a canary word at the foot of
+ * each stack that the scheduler checks at every switch.  The mode is
+ * reported by stack_guard_mode() and shown in dumps.
+ *
+ * The pool.  A slot is never unmapped while the runtime runs: a dead task's
+ * slot goes to its worker's cache, overflow to a global free list, and is
+ * reused warm (its pages already committed, its guard already installed),
+ * so steady-state spawning costs neither a page fault nor a system call.
+ *
+ * The task table.  Every slot ever handed out is in some region, below the
+ * region's `carved` mark, and a slot's record says whether it holds a live
+ * task (state != TASK_DEAD).  So walking the regions is walking the task
+ * table: spawning and exiting insert into and remove from the table for
+ * free, with no lock and no list to maintain.  Rejected: a global
+ * intrusive list or a hash of tasks (a shared lock or atomic on every spawn
+ * and exit, which the spawn benchmark would pay twice per task).
+ *
+ * Invariants:
+ *   - regions and slots are never unmapped before stack_destroy;
+ *   - a slot on a free list has state TASK_DEAD and id 0;
+ *   - region_lock guards regions[], nregions and every carved mark; the
+ *     pool lock guards the global free list; a worker's cache is its own.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define STACK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define STACK_ASAN 1
+#endif
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define REGION_SLOTS 1024  /* slots per mapping */
+#define SLOT_BATCH 64      /* slots carved (and guarded) per batch */
+#define CACHE_MAX 128      /* slots a worker keeps */
+#define CACHE_MOVE 64      /* slots moved to/from the global pool at once */
+#define CANARY 0x436f707065722121ull /* "Copper!!" */
+
+struct region {
+	char *base;      /* first slot */
+	uint32_t carved; /* slots handed out so far, from the base up */
+};
+
+const char *const stack_guard_mode_names[3] = {
+	[GUARD_MADVISE] = "guard pages (MADV_GUARD_INSTALL)",
+	[GUARD_MPROTECT] = "guard pages (mprotect)",
+	[GUARD_CANARY] = "canary",
+};
+
+static struct {
+	size_t page;              /* system page size */
+	size_t usable;            /* usable bytes per stack (config) */
+	size_t slot_size;         /* guard + usable */
+	enum stack_guard_mode mode;
+	int pidfd;                /* for process_madvise; -1 if unusable */
+	size_t mprotect_budget;   /* guards mprotect may still install */
+
+	pthread_mutex_t region_lock; /* guards everything below */
+	struct region *regions;
+	uint32_t nregions, regions_cap;
+
+	pthread_mutex_t pool_lock;   /* guards free, nfree */
+	struct task *free;
+	size_t nfree;
+} stk = {
+	.region_lock = PTHREAD_MUTEX_INITIALIZER,
+	.pool_lock = PTHREAD_MUTEX_INITIALIZER,
+	.pidfd = -1,
+};
+
+static inline struct task *slot_record(char *slot)
+{
+	uintptr_t top = (uintptr_t)slot + stk.slot_size;
+	return (struct task *)((top - sizeof(struct task)) & ~(uintptr_t)63);
+}
+
+static size_t read_max_map_count(void)
+{
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+	unsigned long v = 65530;
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 65530;
+		fclose(f);
+	}
+	return v;
+}
+
+/* Installs guards at the foot of n slots from first; falls back a mode on
+ * failure.  Called with region_lock held. */
+static void guards_install_locked(char *first, uint32_t n)
+{
+	if (stk.mode == GUARD_MADVISE && stk.pidfd >= 0) {
+		struct iovec iov[SLOT_BATCH];
+		for (uint32_t i = 0; i < n; i++) {
+			iov[i].iov_base = first + (size_t)i * stk.slot_size;
+			iov[i].iov_len = stk.page;
+		}
+		long done = syscall(SYS_process_madvise, stk.pidfd, iov,
+				    (size_t)n, MADV_GUARD_INSTALL, 0u);
+		if (done == (long)(n * stk.page))
+			return;
+		/* Partial or refused: finish one at a time below. */
+		close(stk.pidfd);
+		stk.pidfd = -1;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		char *g = first + (size_t)i * stk.slot_size;
+		if (stk.mode == GUARD_MADVISE &&
+		    madvise(g, stk.page, MADV_GUARD_INSTALL) == 0)
+			continue;
+		if (stk.mode == GUARD_MADVISE)
+			stk.mode = GUARD_MPROTECT;
+		if (stk.mode == GUARD_MPROTECT && stk.mprotect_budget > 0 &&
+		    mprotect(g, stk.page, PROT_NONE) == 0) {
+			stk.mprotect_budget--;
+			continue;
+		}
+		stk.mode = GUARD_CANARY;
+		/* Canary slots keep their foot page writable. */
+	}
+}
+
+static int region_add_locked(void)
+{
+	if (stk.nregions == stk.regions_cap) {
+		uint32_t cap = stk.regions_cap ? stk.regions_cap * 2 : 16;
+		struct region *r = realloc(stk.regions, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		stk.regions = r;
+		stk.regions_cap = cap;
+	}
+	void *base = mmap(NULL, stk.slot_size * REGION_SLOTS,
+			  PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
+		return -ENOMEM;
+	stk.regions[stk.nregions].base = base;
+	stk.regions[stk.nregions].carved = 0;
+	stk.nregions++;
+	return 0;
+}
+
+/* Carves up to SLOT_BATCH fresh slots into a list; returns its head. */
+static struct task *slots_carve(uint32_t *count)
+{
+	struct task *head = NULL;
+	struct region *r;
+	uint32_t n;
+
+	pthread_mutex_lock(&stk.region_lock);
+	if (stk.nregions == 0 ||
+	    stk.regions[stk.nregions - 1].carved == REGION_SLOTS) {
+		if (region_add_locked() < 0) {
+			pthread_mutex_unlock(&stk.region_lock);
+			*count = 0;
+			return NULL;
+		}
+	}
+	r = &stk.regions[stk.nregions - 1];
+	n = REGION_SLOTS - r->carved;
+	if (n > SLOT_BATCH)
+		n = SLOT_BATCH;
+	char *first = r->base + (size_t)r->carved * stk.slot_size;
+	guards_install_locked(first, n);
+	for (uint32_t i = n; i-- > 0;) {
+		char *slot = first + (size_t)i * stk.slot_size;
+		struct task *t = slot_record(slot);
+		memset(t, 0, sizeof(*t));
+		t->stack_lo = (uintptr_t)slot + stk.page;
+		t->stack_hi = (uintptr_t)t;
+		if (stk.mode == GUARD_CANARY) {
+			*(uint64_t *)t->stack_lo = CANARY ^ t->stack_lo;
+			t->has_canary = 1;
+		}
+		t->next = head;
+		head = t;
+	}
+	/* Publish the carved mark last: a walker reads only initialised
+	 * records. */
+	atomic_thread_fence(memory_order_release);
+	r->carved += n;
+	pthread_mutex_unlock(&stk.region_lock);
+	*count = n;
+	return head;
+}
+
+int stack_init(size_t usable_size)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	stk.page = page > 0 ? (size_t)page : 4096;
+	stk.usable = usable_size;
+	stk.slot_size = usable_size + stk.page;
+	stk.mode = GUARD_MADVISE;
+	stk.mprotect_budget = read_max_map_count() / 4;
+	stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0u);
+	stk.free = NULL;
+	stk.nfree = 0;
+	/* Probe once: a kernel without MADV_GUARD_INSTALL says EINVAL. */
+	void *probe = mmap(NULL, 2 * stk.page, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (probe == MAP_FAILED)
+		return -ENOMEM;
+	if (madvise(probe, stk.page, MADV_GUARD_INSTALL) != 0)
+		stk.mode = GUARD_MPROTECT;
+	munmap(probe, 2 * stk.page);
+	if (getenv("COPPER_TEST_GUARD_MODE")) {
+		/* Test door: force a fallback mode (docs/environment.md). */
+		const char *m = getenv("COPPER_TEST_GUARD_MODE");
+		if (strcmp(m, "mprotect") == 0)
+			stk.mode = GUARD_MPROTECT;
+		else if (strcmp(m, "canary") == 0)
+			stk.mode = GUARD_CANARY;
+	}
+	return 0;
+}
+
+void stack_destroy(void)
+{
+	pthread_mutex_lock(&stk.region_lock);
+	for (uint32_t i = 0; i < stk.nregions; i++) {
+		size_t len = stk.slot_size * REGION_SLOTS;
+#ifdef STACK_ASAN
+		/* Abandoned tasks leave poisoned frames; the next mapping at
+		 * this address must not inherit them. */
+		__asan_unpoison_memory_region(stk.regions[i].base, len);
+#endif
+		munmap(stk.regions[i].base, len);
+	}
+	free(stk.regions);
+	stk.regions = NULL;
+	stk.nregions = stk.regions_cap = 0;
+	pthread_mutex_unlock(&stk.region_lock);
+	stk.free = NULL;
+	stk.nfree = 0;
+	if (stk.pidfd >= 0)
+		close(stk.pidfd);
+	stk.pidfd = -1;
+}
+
+enum stack_guard_mode stack_guard_mode(void)
+{
+	return stk.mode;
+}
+
+struct task *stack_slot_get(struct worker *w)
+{
+	struct task *t = w->free_slots;
+
+	if (unlikely(!t)) {
+		uint32_t n = 0;
+		pthread_mutex_lock(&stk.pool_lock);
+		while (stk.free && n < CACHE_MOVE) {
+			struct task *s = stk.free;
+			stk.free = s->next;
+			s->next = w->free_slots;
+			w->free_slots = s;
+			n++;
+		}
+		stk.nfree -= n;
+		pthread_mutex_unlock(&stk.pool_lock);
+		if (n == 0)
+			w->free_slots = slots_carve(&n);
+		w->nfree_slots = n;
+		t = w->free_slots;
+		if (!t)
+			return NULL;
+	}
+	w->free_slots = t->next;
+	w->nfree_slots--;
+	return t;
+}
+
+void stack_slot_put(struct worker *w, struct task *t)
+{
+	t->next = w->free_slots;
+	w->free_slots = t;
+	if (++w->nfree_slots > CACHE_MAX) {
+		/* Move the older half to the global pool. */
+		struct task *head = w->free_slots, *tail = head;
+		for (uint32_t i = 1; i < CACHE_MAX - CACHE_MOVE; i++)
+			tail = tail->next;
+		struct task *moved = tail->next, *last = moved;
+		tail->next = NULL;
+		uint32_t n = 1;
+		while (last->next) {
+			last = last->next;
+			n++;
+		}
+		w->free_slots = head;
+		w->nfree_slots -= n;
+		pthread_mutex_lock(&stk.pool_lock);
+		last->next = stk.free;
+		stk.free = moved;
+		stk.nfree += n;
+		pthread_mutex_unlock(&stk.pool_lock);
+	}
+}
+
+void stack_cache_flush(struct worker *w)
+{
+	struct task *head = w->free_slots, *last = head;
+
+	if (!head)
+		return;
+	while (last->next)
+		last = last->next;
+	pthread_mutex_lock(&stk.pool_lock);
+	last->next = stk.free;
+	stk.free = head;
+	stk.nfree += w->nfree_slots;
+	pthread_mutex_unlock(&stk.pool_lock);
+	w->free_slots = NULL;
+	w->nfree_slots = 0;
+}
+
+void stack_each_slot(void (*fn)(struct task *, void *), void *arg)
+{
+	pthread_mutex_lock(&stk.region_lock);
+	for (uint32_t i = 0; i < stk.nregions; i++) {
+		struct region *r = &stk.regions[i];
+		for (uint32_t j = 0; j < r->carved; j++)
+			fn(slot_record(r->base + (size_t)j * stk.slot_size), arg);
+	}
+	pthread_mutex_unlock(&stk.region_lock);
+}
+
+bool stack_canary_ok(const struct task *t)
+{
+	return *(const uint64_t *)t->stack_lo == (CANARY ^ t->stack_lo);
+}
+
+bool stack_addr_in_guard(const struct task *t, uintptr_t addr)
+{
+	return addr < t->stack_lo && addr >= t->stack_lo - stk.page;
+}

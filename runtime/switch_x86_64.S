@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * switch_x86_64.S - switch_context() for x86-64 System V; the contract and
+ * the saved-frame layout are in switch.h.  Six pushes, one store, one load,
+ * six pops and a return: no system call, no signal mask, no FPU state.
+ */
+	.text
+	.p2align 4
+	.globl	switch_context
+	.hidden	switch_context
+	.type	switch_context, @function
+switch_context:
+	.cfi_startproc
+	pushq	%rbp
+	pushq	%rbx
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	movq	%rsp, (%rdi)
+	movq	(%rsi), %rsp
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbx
+	popq	%rbp
+	ret
+	.cfi_endproc
+	.size	switch_context, .-switch_context
+
+/*
+ * First code a fresh context runs: switch_init_stack planted the C entry in
+ * r13 and its argument in r12; rsp is 16-byte aligned here, so the call
+ * gives the entry the ABI's alignment.  rbp is 0: the frame chain ends.
+ */
+	.p2align 4
+	.globl	switch_trampoline
+	.hidden	switch_trampoline
+	.type	switch_trampoline, @function
+switch_trampoline:
+	.cfi_startproc
+	.cfi_undefined rip
+	movq	%r12, %rdi
+	callq	*%r13
+	ud2
+	.cfi_endproc
+	.size	switch_trampoline, .-switch_trampoline
+
+	.section .note.GNU-stack,"",@progbits

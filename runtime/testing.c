@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * testing.c - the internals tests may read (testing.h), compiled only with
+ * COPPER_TESTING.
+ */
+#ifdef COPPER_TESTING
+#include <errno.h>
+#include <string.h>
+
+#include "introspect.h"
+#include "runtime.h"
+#include "testing.h"
+
+static void count_one(const struct task_info *ti, void *arg)
+{
+	(void)ti;
+	(*(size_t *)arg)++;
+}
+
+size_t testing_table_count(void)
+{
+	size_t n = 0;
+	introspect_each_task(count_one, &n);
+	return n;
+}
+
+struct find {
+	uint64_t id;
+	char *status, *name;
+	size_t len, name_len;
+	uint64_t *creator;
+	int found;
+};
+
+static void find_one(const struct task_info *ti, void *arg)
+{
+	struct find *f = arg;
+
+	if (ti->id != f->id)
+		return;
+	f->found = 1;
+	if (f->status && f->len) {
+		strncpy(f->status, ti->status, f->len - 1);
+		f->status[f->len - 1] = '\0';
+	}
+	if (f->creator)
+		*f->creator = ti->creator_id;
+	if (f->name && f->name_len) {
+		strncpy(f->name, ti->name ? ti->name : "", f->name_len - 1);
+		f->name[f->name_len - 1] = '\0';
+	}
+}
+
+int testing_task_status(uint64_t id, char *status, size_t len,
+			uint64_t *creator, char *name, size_t name_len)
+{
+	struct find f = {id, status, name, len, name_len, creator, 0};
+	introspect_each_task(find_one, &f);
+	return f.found ? 0 : -ENOENT;
+}
+
+const char *testing_guard_mode(void)
+{
+	return introspect_guard_mode();
+}
+
+int testing_nprocs(void)
+{
+	return sched_nprocs();
+}
+
+int testing_worker_id(void)
+{
+	struct worker *w = sched_worker();
+	return w && w->current ? w->id : -1;
+}
+#endif /* COPPER_TESTING */

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * testing.h - the one door from tests into the runtime's internals (Go's
+ * export_test.go).  Built into the library only with -DCOPPER_TESTING;
+ * release builds never carry these symbols.
+ */
+#ifndef COPPER_RUNTIME_TESTING_H
+#define COPPER_RUNTIME_TESTING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TESTING_API __attribute__((visibility("default")))
+
+/* Live tasks counted by walking the task table (not the counters). */
+TESTING_API size_t testing_table_count(void);
+/* Fills the state text ("sleep", "chan receive", "runnable", ...),
+ * creator id and name of task id; -ENOENT if it is not live. */
+TESTING_API int testing_task_status(uint64_t id, char *status, size_t len,
+				    uint64_t *creator, char *name,
+				    size_t name_len);
+/* "guard pages (MADV_GUARD_INSTALL)", "guard pages (mprotect)", "canary". */
+TESTING_API const char *testing_guard_mode(void);
+/* Number of worker threads in the running runtime. */
+TESTING_API int testing_nprocs(void);
+/* Worker index running the calling task, -1 outside tasks. */
+TESTING_API int testing_worker_id(void);
+
+#endif /* COPPER_RUNTIME_TESTING_H */
