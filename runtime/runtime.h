@@ -148,10 +148,8 @@ struct task {
 	_Atomic uint8_t wait_reason; /* enum wait_reason while WAITING */
 	uint8_t name_heap;         /* 1 if name points to malloc'd memory */
 	uint8_t has_canary;        /* set at carve in GUARD_CANARY mode */
-	uint32_t timer_index;      /* position in its worker's timer heap */
 	uint64_t id;               /* never reused; 0 while DEAD */
 	int64_t wait_since;        /* coarse co_now() at park (0: never) */
-	int64_t deadline;          /* co_sleep wake-up time, ns */
 	uint64_t creator_id;       /* id of the task that called co_go (0: none) */
 	uintptr_t creator_pc;      /* return address of that co_go call */
 	void (*fn)(void *);        /* entry, set at spawn */
@@ -229,9 +227,11 @@ enum after_op {
 };
 
 struct timer_heap {
-	struct task **items;    /* min-heap on task->deadline */
-	uint32_t len;           /* tasks in the heap */
+	_Atomic uint32_t lock;  /* a spinlock; guards the rest */
+	struct timer **items;   /* min-heap on when */
+	uint32_t len;           /* timers in the heap */
 	uint32_t cap;           /* allocated items */
+	_Atomic int64_t next;   /* items[0]->when, or INT64_MAX: read lock-free */
 };
 
 struct worker {
@@ -287,20 +287,138 @@ CO_INTERNAL void sched_ready(struct task *t);
 CO_INTERNAL int64_t sched_coarse_now(void);
 /* Number of workers and the array, for introspection. */
 CO_INTERNAL int sched_nprocs(void);
+/* A fast pseudo-random number (per worker state; select's poll order). */
+CO_INTERNAL uint32_t sched_rand(void);
+CO_INTERNAL void sched_cpu_relax(void);
 CO_INTERNAL struct worker *sched_workers(void);
 CO_INTERNAL bool sched_running(void);
 
 /* ------------------------------------------------------------------------
- * Timers (timer.c): a min-heap per worker, owned by its thread.
+ * Timers (timer.c): a min-heap per worker.  A timer is added to the heap
+ * of the worker the caller runs on and fires there; it may be deleted from
+ * any thread (a select whose channel won resumes elsewhere), so each heap
+ * has a lock, and fire() runs under it: once timer_del has returned, the
+ * timer is neither in a heap nor firing, and its memory may go.
  * ---------------------------------------------------------------------- */
-CO_INTERNAL int timer_heap_push(struct timer_heap *h, struct task *t);
-CO_INTERNAL struct task *timer_heap_pop(struct timer_heap *h);
-CO_INTERNAL void timer_heap_remove(struct timer_heap *h, struct task *t);
+struct timer {
+	int64_t when;                  /* deadline, co_now() nanoseconds */
+	uint32_t index;                /* position in the heap while queued */
+	bool queued;                   /* in home's heap; guarded by its lock */
+	struct worker *home;           /* heap it was added to */
+	void (*fire)(struct timer *);  /* called under the heap lock */
+	void *arg;                     /* for fire */
+};
+
+CO_INTERNAL int timer_add(struct worker *w, struct timer *t);
+/* True if t was removed before it fired. */
+CO_INTERNAL bool timer_del(struct timer *t);
+/* Fires every timer due at now; returns how many. */
+CO_INTERNAL int timers_run(struct worker *w, int64_t now);
 CO_INTERNAL void timer_heap_free(struct timer_heap *h);
-static inline int64_t timer_heap_next(const struct timer_heap *h)
+static inline int64_t timer_next(struct worker *w)
 {
-	return h->len ? h->items[0]->deadline : INT64_MAX;
+	return atomic_load_explicit(&w->timers.next, memory_order_relaxed);
 }
+
+/* ------------------------------------------------------------------------
+ * Spinlocks and wait queues (used by chan.c, select.c, sync.c)
+ *
+ * Channel and lock state is held for a few dozen instructions, so a
+ * test-and-test-and-set spinlock beats a futex mutex; after a bounded spin
+ * it yields the CPU in case the holder's thread was descheduled.
+ * ---------------------------------------------------------------------- */
+typedef struct spinlock {
+	_Atomic uint32_t locked;
+} spinlock;
+
+CO_INTERNAL void spin_lock_slow(spinlock *l);
+static inline void spin_lock(spinlock *l)
+{
+	if (likely(!atomic_exchange_explicit(&l->locked, 1,
+					     memory_order_acquire)))
+		return;
+	spin_lock_slow(l);
+}
+static inline bool spin_trylock(spinlock *l)
+{
+	return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
+	       !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
+}
+static inline void spin_unlock(spinlock *l)
+{
+	atomic_store_explicit(&l->locked, 0, memory_order_release);
+}
+/* The after-switch unlock callback for sched_park. */
+CO_INTERNAL void spin_unlock_cb(void *l);
+
+struct select_state;
+
+/*
+ * A parked task's place in a wait queue (Go's sudog).  It lives on the
+ * parked task's stack, which stays put while it waits; one task has one
+ * waiter per channel it selects on.  All fields are guarded by the lock
+ * of the queue's owner (channel or primitive).
+ */
+struct waiter {
+	struct task *task;          /* who waits */
+	struct waiter *next, *prev; /* queue links */
+	void *elem;                 /* send: source; receive: destination */
+	struct select_state *sel;   /* NULL unless part of a select */
+	int index;                  /* the case index in that select */
+	int result;                 /* set by the waker: 0 or -EPIPE */
+	int64_t since;              /* co_now() when queued, if profiled */
+	bool queued;                /* on a queue now */
+	bool handoff;               /* sync: ownership handed to it */
+};
+
+struct waitq {
+	struct waiter *head, *tail;
+};
+
+static inline void waitq_push(struct waitq *q, struct waiter *w)
+{
+	w->next = NULL;
+	w->prev = q->tail;
+	if (q->tail)
+		q->tail->next = w;
+	else
+		q->head = w;
+	q->tail = w;
+	w->queued = true;
+}
+
+static inline void waitq_remove(struct waitq *q, struct waiter *w)
+{
+	if (!w->queued)
+		return;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		q->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		q->tail = w->prev;
+	w->next = w->prev = NULL;
+	w->queued = false;
+}
+
+static inline struct waiter *waitq_pop(struct waitq *q)
+{
+	struct waiter *w = q->head;
+	if (w)
+		waitq_remove(q, w);
+	return w;
+}
+
+/* Pops the first waiter that may be woken: a select's waiter only if this
+ * call wins its select (select.c). */
+CO_INTERNAL struct waiter *waitq_pop_ready(struct waitq *q);
+
+/* Parks the running task, recording how long it waited for the block
+ * profile when that is on.  unlock(arg) runs after the switch. */
+CO_INTERNAL void sched_park_on(enum wait_reason why, void *obj,
+			       void (*unlock)(void *), void *arg);
 
 /* ------------------------------------------------------------------------
  * Hooks (task.c): where the profiler attaches.  Each pointer is NULL
@@ -311,7 +429,14 @@ struct runtime_hooks {
 	void (*spawn)(struct task *t, struct task *parent); /* before queued */
 	void (*exit)(struct task *t);                       /* still RUNNING */
 	void (*park)(struct task *t, enum wait_reason why); /* before switch */
-	void (*unpark)(struct task *t, int64_t waited_ns);  /* when readied */
+	void (*unpark)(struct task *t);                     /* when readied */
+	/* A park finished: the task waited waited_ns on obj (block profile).
+	 * While NULL, nobody reads the clock for it. */
+	void (*blocked)(struct task *t, enum wait_reason why, void *obj,
+			int64_t waited_ns);
+	/* An unlock handed a lock to a waiter that waited delay_ns (the mutex
+	 * profile charges the unlocker's stack, as Go does). */
+	void (*contended)(void *lock, int64_t delay_ns);
 };
 
 CO_INTERNAL extern struct runtime_hooks runtime_hooks;

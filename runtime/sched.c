@@ -70,7 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <sched.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,6 +159,45 @@ static inline uint32_t fastrand(struct worker *w)
 	x ^= x << 5;
 	return w->rand = x;
 }
+
+uint32_t sched_rand(void)
+{
+	static _Thread_local uint32_t foreign = 0x2545f491u;
+	struct worker *w = sched_worker();
+
+	if (w)
+		return fastrand(w);
+	foreign ^= foreign << 13;
+	foreign ^= foreign >> 17;
+	foreign ^= foreign << 5;
+	return foreign;
+}
+
+void sched_cpu_relax(void) { cpu_relax(); }
+
+/* ------------------------------------------------------------------------
+ * Spinlocks
+ * ---------------------------------------------------------------------- */
+
+void spin_lock_slow(spinlock *l)
+{
+	for (int i = 0;; i++) {
+		while (atomic_load_explicit(&l->locked, memory_order_relaxed)) {
+			if (i++ < 1000) {
+				cpu_relax();
+			} else {
+				/* The holder's thread may be descheduled. */
+				sched_yield();
+				i = 0;
+			}
+		}
+		if (!atomic_exchange_explicit(&l->locked, 1,
+					      memory_order_acquire))
+			return;
+	}
+}
+
+void spin_unlock_cb(void *l) { spin_unlock(l); }
 
 /* ------------------------------------------------------------------------
  * Run queues (Go's runqput / runqget / runqgrab)
@@ -454,7 +493,7 @@ static inline struct task *pick_next_local(struct worker *w)
 {
 	if (unlikely(++w->tick % SCHED_GLOBAL_EVERY == 0))
 		return NULL;
-	if (unlikely(w->timers.len) && co_now() >= timer_heap_next(&w->timers))
+	if (unlikely(timer_next(w) != INT64_MAX) && co_now() >= timer_next(w))
 		return NULL;
 	if (unlikely(atomic_load_explicit(&S.stopping, memory_order_relaxed)))
 		return NULL;
@@ -505,13 +544,30 @@ void sched_park(enum task_state state, enum wait_reason why,
 	switch_from(w, t, pick_next_local(w));
 }
 
+void sched_park_on(enum wait_reason why, void *obj, void (*unlock)(void *),
+		   void *arg)
+{
+	void (*blocked)(struct task *, enum wait_reason, void *, int64_t) =
+		runtime_hooks.blocked;
+	struct task *t = sched_worker()->current;
+
+	t->wait_obj = obj;
+	if (likely(!blocked)) {
+		sched_park(TASK_WAITING, why, unlock, arg);
+		return;
+	}
+	int64_t start = co_now();
+	sched_park(TASK_WAITING, why, unlock, arg);
+	blocked(t, why, obj, co_now() - start);
+}
+
 void sched_ready(struct task *t)
 {
 	struct worker *w = sched_worker();
 
 	assert(task_check(t));
 	if (runtime_hooks.unpark)
-		runtime_hooks.unpark(t, 0);
+		runtime_hooks.unpark(t);
 	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
 	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
 	if (likely(w != NULL)) {
@@ -521,15 +577,6 @@ void sched_ready(struct task *t)
 		atomic_thread_fence(memory_order_seq_cst);
 	}
 	wakep();
-}
-
-/* Ready on the local ring's tail, for batches (timers) that must keep
- * their order rather than each displacing the last from runnext. */
-static void ready_tail(struct worker *w, struct task *t)
-{
-	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
-	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
-	runq_put_tail(w, t);
 }
 
 static _Noreturn void task_exit(void)
@@ -671,7 +718,7 @@ CO_EXTERN void co_yield(void)
 		return;
 	next = pick_next_local(w);
 	if (!next && runq_empty(w) && (w->tick % SCHED_GLOBAL_EVERY) != 0 &&
-	    !w->timers.len)
+	    timer_next(w) == INT64_MAX)
 		return; /* nobody else to run here */
 	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
 	w->after_op = AFTER_YIELD;
@@ -703,10 +750,25 @@ CO_EXTERN size_t co_num_tasks(void)
  * Sleeping and blocking calls
  * ---------------------------------------------------------------------- */
 
+/* A sleeping task's timer fired: ready it at the tail, keeping the order
+ * of timers due together. */
+static void sleep_fire(struct timer *tm)
+{
+	struct task *t = tm->arg;
+	struct worker *w = sched_worker();
+
+	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
+	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+	if (runtime_hooks.unpark)
+		runtime_hooks.unpark(t);
+	runq_put_tail(w, t);
+}
+
 CO_EXTERN void co_sleep(int64_t ns)
 {
 	struct worker *w = sched_worker();
 	struct task *t = w ? w->current : NULL;
+	struct timer tm;
 
 	if (ns <= 0) {
 		co_yield();
@@ -718,24 +780,16 @@ CO_EXTERN void co_sleep(int64_t ns)
 			;
 		return;
 	}
-	t->deadline = co_now() + ns;
-	if (timer_heap_push(&w->timers, t) < 0) {
+	tm.when = co_now() + ns;
+	tm.fire = sleep_fire;
+	tm.arg = t;
+	if (timer_add(w, &tm) < 0) {
 		/* No memory for the heap: still honour the duration. */
-		while (co_now() < t->deadline)
+		while (co_now() < tm.when)
 			co_yield();
 		return;
 	}
 	sched_park(TASK_WAITING, WAIT_SLEEP, NULL, NULL);
-}
-
-/* Readies every task whose deadline has passed. */
-static void timers_run(struct worker *w)
-{
-	if (!w->timers.len)
-		return;
-	int64_t now = co_now();
-	while (w->timers.len && timer_heap_next(&w->timers) <= now)
-		ready_tail(w, timer_heap_pop(&w->timers));
 }
 
 struct blocking_req {
@@ -878,8 +932,8 @@ static void idle_block(struct worker *w)
 		idle_remove(w);
 		return;
 	}
-	if (w->timers.len) {
-		int64_t d = timer_heap_next(&w->timers);
+	if (timer_next(w) != INT64_MAX) {
+		int64_t d = timer_next(w);
 		struct itimerspec its = {
 			.it_value = {d / 1000000000, d % 1000000000},
 		};
@@ -898,7 +952,8 @@ static struct task *find_work(struct worker *w)
 	for (;;) {
 		if (atomic_load(&S.stopping))
 			return NULL;
-		timers_run(w);
+		if (timer_next(w) != INT64_MAX)
+			timers_run(w, co_now());
 		uv_poll_nowait(w);
 		if (w->tick % SCHED_GLOBAL_EVERY == 0 &&
 		    (t = global_get(w, RUNQ_SIZE / 2)) != NULL)
@@ -909,7 +964,7 @@ static struct task *find_work(struct worker *w)
 			break;
 		if ((t = spin_for_work(w)) != NULL)
 			break;
-		if (w->timers.len && co_now() >= timer_heap_next(&w->timers))
+		if (co_now() >= timer_next(w))
 			continue;
 		idle_block(w);
 	}
@@ -951,6 +1006,7 @@ static int worker_init(struct worker *w, int id)
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->rand = 0x9e3779b9u * (uint32_t)(id + 1);
+	atomic_store(&w->timers.next, INT64_MAX);
 	w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (w->timerfd < 0)
 		return -errno;

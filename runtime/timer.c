@@ -1,35 +1,58 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * timer.c - the per-worker min-heap of sleeping tasks, ordered by
- * task->deadline.
+ * timer.c - per-worker timer heaps: co_sleep and select timeouts.
  *
- * Each worker owns one heap and only its thread touches it (a sleeping task
- * parks on the heap of the worker it ran on; that worker readies it), so
- * there is no lock.  A binary heap of task pointers: O(log n) push and pop,
- * 8 bytes per sleeping task, and each task remembers its index so that a
- * wait with a timeout can leave the heap early in O(log n).
+ * A timer is a small node that lives in its waiter's stack frame.  It is
+ * added to the heap of the worker the caller runs on, and that worker fires
+ * it (from its scheduler context, or its idle loop through a timerfd).
+ * Deleting may happen from any thread: a select whose channel case won can
+ * resume on another worker and must take its timer out before its frame
+ * dies.  So each heap has a spinlock, fire() runs with it held, and
+ * timer_del takes it too: when timer_del returns, the timer is neither
+ * queued nor firing.
  *
- * Invariant: items[i]->deadline >= items[(i-1)/2]->deadline, and
- * items[i]->timer_index == i for every i < len.
+ * The heap is binary, of timer pointers: 8 bytes per timer, O(log n) add,
+ * pop and delete (each timer knows its index).  `next` mirrors the top's
+ * deadline so the scheduler can test "is a timer due?" on every switch
+ * without the lock.
+ *
+ * Rejected: one global heap (a shared lock on every sleep, and timers
+ * firing on a thread other than the sleeper's); a timer wheel (constant
+ * time, but nanosecond deadlines would need fine buckets or a second pass,
+ * and typical programs have few timers per worker).
+ *
+ * Invariants (under the lock): items[i]->when >= items[(i-1)/2]->when;
+ * items[i]->index == i and items[i]->queued for i < len; next ==
+ * items[0]->when or INT64_MAX when empty.
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "runtime.h"
 
-static inline void place(struct timer_heap *h, uint32_t i, struct task *t)
+static inline void heap_lock(struct timer_heap *h)
+{
+	spin_lock((spinlock *)&h->lock);
+}
+
+static inline void heap_unlock(struct timer_heap *h)
+{
+	spin_unlock((spinlock *)&h->lock);
+}
+
+static inline void place(struct timer_heap *h, uint32_t i, struct timer *t)
 {
 	h->items[i] = t;
-	t->timer_index = i;
+	t->index = i;
 }
 
 static void sift_up(struct timer_heap *h, uint32_t i)
 {
-	struct task *t = h->items[i];
+	struct timer *t = h->items[i];
 
 	while (i > 0) {
 		uint32_t parent = (i - 1) / 2;
-		if (h->items[parent]->deadline <= t->deadline)
+		if (h->items[parent]->when <= t->when)
 			break;
 		place(h, i, h->items[parent]);
 		i = parent;
@@ -39,16 +62,15 @@ static void sift_up(struct timer_heap *h, uint32_t i)
 
 static void sift_down(struct timer_heap *h, uint32_t i)
 {
-	struct task *t = h->items[i];
+	struct timer *t = h->items[i];
 
 	for (;;) {
 		uint32_t c = 2 * i + 1;
 		if (c >= h->len)
 			break;
-		if (c + 1 < h->len &&
-		    h->items[c + 1]->deadline < h->items[c]->deadline)
+		if (c + 1 < h->len && h->items[c + 1]->when < h->items[c]->when)
 			c++;
-		if (t->deadline <= h->items[c]->deadline)
+		if (t->when <= h->items[c]->when)
 			break;
 		place(h, i, h->items[c]);
 		i = c;
@@ -56,43 +78,79 @@ static void sift_down(struct timer_heap *h, uint32_t i)
 	place(h, i, t);
 }
 
-int timer_heap_push(struct timer_heap *h, struct task *t)
+static void update_next_locked(struct timer_heap *h)
 {
+	atomic_store_explicit(&h->next, h->len ? h->items[0]->when : INT64_MAX,
+			      memory_order_relaxed);
+}
+
+static void remove_locked(struct timer_heap *h, struct timer *t)
+{
+	uint32_t i = t->index;
+
+	t->queued = false;
+	if (--h->len != i) {
+		place(h, i, h->items[h->len]);
+		sift_down(h, i);
+		sift_up(h, h->items[i]->index);
+	}
+	update_next_locked(h);
+}
+
+int timer_add(struct worker *w, struct timer *t)
+{
+	struct timer_heap *h = &w->timers;
+
+	heap_lock(h);
 	if (h->len == h->cap) {
 		uint32_t cap = h->cap ? h->cap * 2 : 64;
-		struct task **items = realloc(h->items, cap * sizeof(*items));
-		if (!items)
+		struct timer **items = realloc(h->items, cap * sizeof(*items));
+		if (!items) {
+			heap_unlock(h);
 			return -ENOMEM;
+		}
 		h->items = items;
 		h->cap = cap;
 	}
+	t->home = w;
+	t->queued = true;
 	h->items[h->len] = t;
 	sift_up(h, h->len++);
+	update_next_locked(h);
+	heap_unlock(h);
 	return 0;
 }
 
-struct task *timer_heap_pop(struct timer_heap *h)
+bool timer_del(struct timer *t)
 {
-	struct task *top = h->items[0];
+	struct timer_heap *h = &t->home->timers;
+	bool removed = false;
 
-	if (--h->len > 0) {
-		h->items[0] = h->items[h->len];
-		sift_down(h, 0);
+	heap_lock(h);
+	if (t->queued) {
+		remove_locked(h, t);
+		removed = true;
 	}
-	return top;
+	heap_unlock(h);
+	return removed;
 }
 
-void timer_heap_remove(struct timer_heap *h, struct task *t)
+int timers_run(struct worker *w, int64_t now)
 {
-	uint32_t i = t->timer_index;
+	struct timer_heap *h = &w->timers;
+	int fired = 0;
 
-	if (i >= h->len || h->items[i] != t)
-		return;
-	if (--h->len == i)
-		return;
-	place(h, i, h->items[h->len]);
-	sift_down(h, i);
-	sift_up(h, h->items[i]->timer_index);
+	if (timer_next(w) > now)
+		return 0;
+	heap_lock(h);
+	while (h->len && h->items[0]->when <= now) {
+		struct timer *t = h->items[0];
+		remove_locked(h, t);
+		t->fire(t);
+		fired++;
+	}
+	heap_unlock(h);
+	return fired;
 }
 
 void timer_heap_free(struct timer_heap *h)
@@ -100,4 +158,5 @@ void timer_heap_free(struct timer_heap *h)
 	free(h->items);
 	h->items = NULL;
 	h->len = h->cap = 0;
+	atomic_store(&h->next, INT64_MAX);
 }
