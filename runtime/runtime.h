@@ -261,7 +261,8 @@ struct worker {
 	int timerfd;                              /* armed while idle */
 	uv_poll_t timer_poll;                     /* polls timerfd */
 	uv_loop_t loop;                           /* this worker's libuv loop */
-	uint32_t uv_pending;                      /* requests in flight */
+	_Atomic uint32_t uv_pending;              /* libuv requests in flight:
+						     what can still wake a task */
 	bool spinning;                            /* looking for work */
 	bool idle;                                /* on the idle list */
 	struct worker *idle_next;                 /* idle list link */

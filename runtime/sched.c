@@ -811,8 +811,10 @@ static void blocking_done(uv_work_t *req, int status)
 {
 	struct blocking_req *b = req->data;
 	(void)status;
-	b->worker->uv_pending--;
+	/* Ready before the count drops: the deadlock check reads the count
+	 * first, then the queues. */
 	sched_ready(b->task);
+	atomic_fetch_sub(&b->worker->uv_pending, 1);
 }
 
 /* After the caller has switched away: queue the call on this thread's loop. */
@@ -825,7 +827,7 @@ static void blocking_submit(void *arg)
 	b->req.data = b;
 	b->err = uv_queue_work(&w->loop, &b->req, blocking_work, blocking_done);
 	if (b->err == 0)
-		w->uv_pending++;
+		atomic_fetch_add(&w->uv_pending, 1);
 	else
 		sched_ready(b->task);
 }
@@ -860,7 +862,7 @@ static void run_task(struct worker *w, struct task *t)
 
 static void uv_poll_nowait(struct worker *w)
 {
-	if (w->uv_pending)
+	if (atomic_load_explicit(&w->uv_pending, memory_order_relaxed))
 		uv_run(&w->loop, UV_RUN_NOWAIT);
 }
 
@@ -924,6 +926,53 @@ static struct task *spin_for_work(struct worker *w)
 	return NULL;
 }
 
+/*
+ * Go's checkdead: every worker idle, no timer pending, no libuv request in
+ * flight, no runnable task, yet tasks are alive.  Then nothing can ever
+ * wake them.  Called by a worker that just went idle.
+ */
+static bool deadlocked(void)
+{
+	bool dead = false;
+
+	pthread_mutex_lock(&S.idle_lock);
+	if (atomic_load(&S.nidle) != S.nprocs || atomic_load(&S.stopping))
+		goto out;
+	for (int i = 0; i < S.nprocs; i++)
+		if (timer_next(&S.workers[i]) != INT64_MAX ||
+		    atomic_load(&S.workers[i].uv_pending))
+			goto out;
+	dead = !any_work() && co_num_tasks() > 0;
+out:
+	pthread_mutex_unlock(&S.idle_lock);
+	return dead;
+}
+
+static void deadlock_line(struct task *t, void *arg)
+{
+	enum task_state s = atomic_load(&t->state);
+	(void)arg;
+	if (s == TASK_DEAD)
+		return;
+	fprintf(stderr, "goroutine %llu [%s]: created by goroutine %llu%s%s\n",
+		(unsigned long long)t->id,
+		task_status_text(s, atomic_load(&t->wait_reason)),
+		(unsigned long long)t->creator_id, t->name ? ", name " : "",
+		t->name ? t->name : "");
+}
+
+static _Noreturn void deadlock_exit(void)
+{
+	fflush(stdout);
+	fprintf(stderr, "fatal error: all goroutines are asleep - deadlock!\n\n");
+	if (fatal_dump_hook)
+		fatal_dump_hook(STDERR_FILENO);
+	else
+		stack_each_slot(deadlock_line, NULL);
+	fflush(stderr);
+	_exit(2);
+}
+
 static void idle_block(struct worker *w)
 {
 	idle_push(w);
@@ -932,6 +981,8 @@ static void idle_block(struct worker *w)
 		idle_remove(w);
 		return;
 	}
+	if (deadlocked())
+		deadlock_exit();
 	if (timer_next(w) != INT64_MAX) {
 		int64_t d = timer_next(w);
 		struct itimerspec its = {
@@ -1131,7 +1182,7 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 		goto out_destroy_workers;
 	worker_bind_thread(&S.workers[0]);
 	fatal_thread_init();
-	if (spawn("main", main_fn, arg, (uintptr_t)__builtin_return_address(0)) !=
+	if (spawn(NULL, main_fn, arg, (uintptr_t)__builtin_return_address(0)) !=
 	    1) {
 		err = CO_ENOMEM;
 		goto out_unbind;
