@@ -1,0 +1,3 @@
+module copperbench
+
+go 1.19
