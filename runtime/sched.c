@@ -363,11 +363,17 @@ static struct task *global_get(struct worker *w, uint32_t max)
 		pthread_mutex_unlock(&S.global_lock);
 		return NULL;
 	}
+	/* Never more than the ring can hold: an overflow would come back
+	 * here for global_lock, which we hold. */
+	uint32_t room = RUNQ_SIZE - (atomic_load(&w->runq.tail) -
+				     atomic_load(&w->runq.head));
 	uint32_t take = n / (uint32_t)S.nprocs + 1;
 	if (take > n)
 		take = n;
 	if (take > max)
 		take = max;
+	if (take > room + 1)
+		take = room + 1;
 	t = S.ghead;
 	S.ghead = t->next;
 	for (uint32_t i = 1; i < take; i++) {
