@@ -168,6 +168,37 @@ struct task {
 CO_INTERNAL bool task_check(const struct task *t);
 
 /* ------------------------------------------------------------------------
+ * Spinlocks and wait queues (used by chan.c, select.c, sync.c)
+ *
+ * Channel and lock state is held for a few dozen instructions, so a
+ * test-and-test-and-set spinlock beats a futex mutex; after a bounded spin
+ * it yields the CPU in case the holder's thread was descheduled.
+ * ---------------------------------------------------------------------- */
+typedef struct spinlock {
+	_Atomic uint32_t locked;
+} spinlock;
+
+CO_INTERNAL void spin_lock_slow(spinlock *l);
+static inline void spin_lock(spinlock *l)
+{
+	if (likely(!atomic_exchange_explicit(&l->locked, 1,
+					     memory_order_acquire)))
+		return;
+	spin_lock_slow(l);
+}
+static inline bool spin_trylock(spinlock *l)
+{
+	return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
+	       !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
+}
+static inline void spin_unlock(spinlock *l)
+{
+	atomic_store_explicit(&l->locked, 0, memory_order_release);
+}
+/* The after-switch unlock callback for sched_park. */
+CO_INTERNAL void spin_unlock_cb(void *l);
+
+/* ------------------------------------------------------------------------
  * Configuration (config.c)
  * ---------------------------------------------------------------------- */
 struct config {
@@ -266,6 +297,9 @@ struct worker {
 	bool spinning;                            /* looking for work */
 	bool idle;                                /* on the idle list */
 	struct worker *idle_next;                 /* idle list link */
+	spinlock inbox_lk;                        /* guards inbox */
+	struct netpoll *inbox;                    /* descriptors to (re)arm
+						     or close (netpoll.c) */
 	struct task *free_slots;                  /* slot cache (stack.c) */
 	uint32_t nfree_slots;                     /* ... its length */
 	uint64_t id_next, id_end;                 /* cached task ids */
@@ -320,37 +354,6 @@ static inline int64_t timer_next(struct worker *w)
 {
 	return atomic_load_explicit(&w->timers.next, memory_order_relaxed);
 }
-
-/* ------------------------------------------------------------------------
- * Spinlocks and wait queues (used by chan.c, select.c, sync.c)
- *
- * Channel and lock state is held for a few dozen instructions, so a
- * test-and-test-and-set spinlock beats a futex mutex; after a bounded spin
- * it yields the CPU in case the holder's thread was descheduled.
- * ---------------------------------------------------------------------- */
-typedef struct spinlock {
-	_Atomic uint32_t locked;
-} spinlock;
-
-CO_INTERNAL void spin_lock_slow(spinlock *l);
-static inline void spin_lock(spinlock *l)
-{
-	if (likely(!atomic_exchange_explicit(&l->locked, 1,
-					     memory_order_acquire)))
-		return;
-	spin_lock_slow(l);
-}
-static inline bool spin_trylock(spinlock *l)
-{
-	return !atomic_load_explicit(&l->locked, memory_order_relaxed) &&
-	       !atomic_exchange_explicit(&l->locked, 1, memory_order_acquire);
-}
-static inline void spin_unlock(spinlock *l)
-{
-	atomic_store_explicit(&l->locked, 0, memory_order_release);
-}
-/* The after-switch unlock callback for sched_park. */
-CO_INTERNAL void spin_unlock_cb(void *l);
 
 struct select_state;
 
@@ -441,6 +444,15 @@ struct runtime_hooks {
 };
 
 CO_INTERNAL extern struct runtime_hooks runtime_hooks;
+
+/* ------------------------------------------------------------------------
+ * The netpoller's hooks into the worker loop (netpoll.c)
+ * ---------------------------------------------------------------------- */
+struct netpoll;
+/* On the home thread: (re)arm or close the posted descriptors. */
+CO_INTERNAL void netpoll_inbox_run(struct worker *w);
+/* uv_walk close callback for descriptors abandoned at shutdown. */
+CO_INTERNAL void netpoll_abandon(uv_handle_t *h);
 
 /* ------------------------------------------------------------------------
  * Fatal errors (fatal.c): a broken internal invariant, never user input.

@@ -1043,7 +1043,26 @@ static void sched_loop(struct worker *w)
  * Workers: start and stop
  * ---------------------------------------------------------------------- */
 
-static void wake_cb(uv_async_t *h) { (void)h; }
+/* Another thread wants this worker: to wake it, or to have its loop
+ * (re)arm or close descriptors it owns. */
+static void wake_cb(uv_async_t *h)
+{
+	netpoll_inbox_run(h->data);
+}
+
+/* Shutdown: close every handle on the loop; descriptors abandoned by
+ * their tasks are closed and freed with them. */
+static void walk_close(uv_handle_t *h, void *arg)
+{
+	struct worker *w = arg;
+
+	if (uv_is_closing(h))
+		return;
+	if (h == (uv_handle_t *)&w->wake || h == (uv_handle_t *)&w->timer_poll)
+		uv_close(h, NULL);
+	else
+		uv_close(h, netpoll_abandon);
+}
 
 static void timer_fd_cb(uv_poll_t *h, int status, int events)
 {
@@ -1071,6 +1090,7 @@ static int worker_init(struct worker *w, int id)
 		goto out_close_fd;
 	if ((err = uv_async_init(&w->loop, &w->wake, wake_cb)) != 0)
 		goto out_close_loop;
+	w->wake.data = w;
 	if ((err = uv_poll_init(&w->loop, &w->timer_poll, w->timerfd)) != 0)
 		goto out_close_async;
 	w->timer_poll.data = w;
@@ -1095,9 +1115,8 @@ out_close_fd:
 static void worker_destroy(struct worker *w)
 {
 	pthread_mutex_lock(&S.idle_lock);
-	uv_close((uv_handle_t *)&w->wake, NULL);
+	uv_walk(&w->loop, walk_close, w);
 	pthread_mutex_unlock(&S.idle_lock);
-	uv_close((uv_handle_t *)&w->timer_poll, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&w->loop);
 	close(w->timerfd);
