@@ -49,7 +49,12 @@ func Procs() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// Report prints one metric line.
+// Report prints one metric line: two decimals, four below 1 (bench_report
+// in C).
 func Report(metric string, value float64, unit string) {
-	fmt.Printf("%s: %.2f %s\n", metric, value, unit)
+	prec := 2
+	if value < 1 && value > -1 {
+		prec = 4
+	}
+	fmt.Printf("%s: %.*f %s\n", metric, prec, value, unit)
 }
