@@ -4,6 +4,13 @@
  * task records out of the task table, which is the set of stack slots
  * (stack.c explains why).
  */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <ucontext.h>
+
 #include "introspect.h"
 
 #include "copper.h"
@@ -66,4 +73,233 @@ const char *introspect_guard_mode(void)
 struct runtime_hooks *introspect_hooks(void)
 {
 	return &runtime_hooks;
+}
+
+/* ------------------------------------------------------------------------
+ * Consistent snapshots (protocol in introspect.h)
+ *
+ * Each task carries prof_mark = epoch << 2 | PROF_BUSY.  A task is due in
+ * epoch E while its mark's epoch is below E.  Whoever moves the mark from
+ * "due" to E|BUSY with a CAS records the task and then stores E: the walker
+ * (for a task whose registers are saved: on_cpu == 0), the scheduler just
+ * before the task runs (it waits while the walker holds BUSY), the task
+ * itself just before it exits, or its worker's signal handler while it
+ * runs.  A task born during the snapshot gets mark E at birth.  So every
+ * task alive at the instant the epoch was opened is recorded once, with
+ * the stack it had then (or, if it was running then, a moment later).
+ *
+ * Rejected: stopping every worker for the whole walk (Go before 1.19: the
+ * pause grows with the task count, and a task in a tight loop could not be
+ * stopped at all without preemption); copying every task record under a
+ * stop (still O(n) pause).
+ * ---------------------------------------------------------------------- */
+
+struct snapshot_gate snapshot_gate;
+
+static struct {
+	pthread_mutex_t lock;                    /* one snapshot at a time */
+	const struct introspect_snapshot_ops *ops; /* valid while active */
+	_Atomic size_t recorded;                 /* tasks recorded so far */
+	struct sigaction old_urg;                /* restored at shutdown */
+} snap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void info_fill(struct task_info *info, struct task *t,
+		      enum task_state s)
+{
+	info->handle = t;
+	info->id = t->id;
+	info->state = s;
+	info->status = task_status_text(
+		s, atomic_load_explicit(&t->wait_reason, memory_order_relaxed));
+	info->wait_since = t->wait_since;
+	info->creator_id = t->creator_id;
+	info->creator_pc = t->creator_pc;
+	info->name = t->name;
+	info->labels = t->labels;
+	info->frame = s == TASK_RUNNING
+			      ? 0
+			      : (uintptr_t)t->ctx.sp + SWITCH_FRAME_OFFSET;
+	info->stack_lo = t->stack_lo;
+	info->stack_hi = t->stack_hi;
+	info->worker = t->worker ? t->worker->id : -1;
+}
+
+/* Claims t for the current epoch: true if the caller must record it. */
+static bool claim(struct task *t, uint64_t epoch)
+{
+	uint64_t m = atomic_load(&t->prof_mark);
+
+	if ((m >> 2) >= epoch)
+		return false;
+	return atomic_compare_exchange_strong(&t->prof_mark, &m,
+					      epoch << 2 | PROF_BUSY);
+}
+
+static void release(struct task *t, uint64_t epoch, bool done)
+{
+	atomic_store(&t->prof_mark, done ? epoch << 2 : (epoch - 1) << 2);
+}
+
+static void record(struct task *t, enum task_state s, uintptr_t leaf_pc,
+		   uintptr_t fp)
+{
+	struct task_info info;
+
+	info_fill(&info, t, s);
+	snap.ops->record(&info, leaf_pc, fp, snap.ops->arg);
+	atomic_fetch_add(&snap.recorded, 1);
+}
+
+/* Records a task whose registers are saved (on_cpu == 0, claimed). */
+static void record_saved(struct task *t, uint64_t epoch)
+{
+	enum task_state s = atomic_load(&t->state);
+
+	/* A task that is being switched in shows the state it had. */
+	if (s == TASK_RUNNING)
+		s = TASK_RUNNABLE;
+	record(t, s, 0, (uintptr_t)t->ctx.sp + SWITCH_FRAME_OFFSET);
+	release(t, epoch, true);
+}
+
+void snapshot_before_run(struct task *t)
+{
+	uint64_t epoch = atomic_load(&snapshot_gate.epoch);
+
+	if (claim(t, epoch)) {
+		record_saved(t, epoch);
+		return;
+	}
+	/* The walker may be reading this stack right now: wait for it. */
+	while (atomic_load(&t->prof_mark) & PROF_BUSY)
+		sched_cpu_relax();
+}
+
+void snapshot_before_exit(struct task *t)
+{
+	uint64_t epoch = atomic_load(&snapshot_gate.epoch);
+
+	if (claim(t, epoch)) {
+		record(t, TASK_RUNNING, 0, (uintptr_t)__builtin_frame_address(0));
+		release(t, epoch, true);
+	}
+}
+
+/* SIGURG: record the task this worker is running, if it is due. */
+static void snapshot_signal(int sig, siginfo_t *si, void *ucv)
+{
+	struct worker *w = sched_worker();
+	ucontext_t *uc = ucv;
+	int saved_errno = errno;
+	(void)sig;
+	(void)si;
+
+	if (!w || !atomic_load(&snapshot_gate.active))
+		goto out;
+	struct task *t = w->current;
+#if defined(__x86_64__)
+	uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#elif defined(__aarch64__)
+	uintptr_t sp = (uintptr_t)uc->uc_mcontext.sp;
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+	uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#endif
+	/* Only task code, not the scheduler or a half-done switch. */
+	if (!t || !atomic_load(&t->on_cpu) || sp < t->stack_lo ||
+	    sp >= t->stack_hi)
+		goto out;
+	uint64_t epoch = atomic_load(&snapshot_gate.epoch);
+	if (claim(t, epoch)) {
+		record(t, TASK_RUNNING, pc, fp);
+		release(t, epoch, true);
+	}
+out:
+	errno = saved_errno;
+}
+
+int snapshot_signal_init(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = snapshot_signal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGURG, &sa, &snap.old_urg) == 0 ? 0 : -errno;
+}
+
+void snapshot_signal_destroy(void)
+{
+	sigaction(SIGURG, &snap.old_urg, NULL);
+}
+
+struct walk_state {
+	uint64_t epoch;
+	size_t pending; /* due tasks found running */
+};
+
+static void walk_slot(struct task *t, void *arg)
+{
+	struct walk_state *ws = arg;
+	enum task_state s = atomic_load(&t->state);
+
+	if (s == TASK_DEAD || !claim(t, ws->epoch))
+		return;
+	if (atomic_load(&t->on_cpu)) {
+		release(t, ws->epoch, false); /* running: its worker records it */
+		ws->pending++;
+		return;
+	}
+	if (atomic_load(&t->state) == TASK_DEAD) {
+		release(t, ws->epoch, true); /* exited before the epoch */
+		return;
+	}
+	record_saved(t, ws->epoch);
+}
+
+/* Asks every worker to record its running task, then walks again, until
+ * no due task is left running.  Bounded: a task that keeps dodging (on
+ * and off CPU between passes) is caught by the scheduler hook. */
+static void catch_running(struct walk_state *ws)
+{
+	for (int pass = 0; ws->pending && pass < 1000; pass++) {
+		struct worker *self = sched_worker();
+		for (int i = 0; i < sched_nprocs(); i++) {
+			struct worker *w = &sched_workers()[i];
+			if (w != self)
+				pthread_kill(w->thread, SIGURG);
+		}
+		struct timespec ts = {0, pass < 10 ? 20000 : 200000};
+		nanosleep(&ts, NULL);
+		ws->pending = 0;
+		stack_each_slot(walk_slot, ws);
+	}
+}
+
+size_t introspect_snapshot(const struct introspect_snapshot_ops *ops)
+{
+	struct walk_state ws = {0, 0};
+	struct task *self = sched_current();
+
+	if (!ops || !ops->record || !sched_running())
+		return 0;
+	pthread_mutex_lock(&snap.lock);
+	snap.ops = ops;
+	atomic_store(&snap.recorded, 0);
+	ws.epoch = atomic_fetch_add(&snapshot_gate.epoch, 1) + 1;
+	atomic_store(&snapshot_gate.active, true);
+	/* The instant is here.  The caller first, as Go prints it. */
+	if (self && claim(self, ws.epoch)) {
+		record(self, TASK_RUNNING, 0, (uintptr_t)__builtin_frame_address(0));
+		release(self, ws.epoch, true);
+	}
+	stack_each_slot(walk_slot, &ws);
+	catch_running(&ws);
+	atomic_store(&snapshot_gate.active, false);
+	size_t n = atomic_load(&snap.recorded);
+	snap.ops = NULL;
+	pthread_mutex_unlock(&snap.lock);
+	return n;
 }

@@ -29,6 +29,7 @@
 struct runtime_hooks;
 
 struct task_info {
+	const void *handle;      /* the task record; identity within a walk */
 	uint64_t id;             /* task id */
 	int state;               /* enum task_state (runtime.h) */
 	const char *status;      /* Go's text: "chan receive", "running", ... */
@@ -42,6 +43,34 @@ struct task_info {
 	uintptr_t stack_hi;
 	int worker;              /* worker it runs or last ran on */
 };
+
+/*
+ * Consistent snapshots (Go 1.19's concurrent goroutine profile).
+ *
+ * introspect_snapshot() opens a new epoch; every task alive at that
+ * instant is then handed to ops->record exactly once, with its stack as it
+ * was at the instant: the walker records parked tasks from their saved
+ * frames; a task about to run, be born or exit after the instant is
+ * recorded first by the scheduler (or marked as born after it); a task
+ * running on another worker is recorded by that worker in a signal
+ * handler.  No worker is ever stopped: the pause a running task sees is
+ * one signal handler that walks its own stack, whatever the task count.
+ *
+ * ops->record runs on any thread, possibly in a signal handler: it must be
+ * async-signal-safe (no locks, no malloc).  leaf_pc is the exact
+ * interrupted pc for a task caught running, else 0; fp is the first frame
+ * record ([saved fp][return address]) to walk, bounded by the info's
+ * stack_lo/stack_hi.  self_id names the calling task (recorded first, as
+ * "running"), 0 outside tasks.  Returns the number of tasks recorded.
+ */
+struct introspect_snapshot_ops {
+	void (*record)(const struct task_info *ti, uintptr_t leaf_pc,
+		       uintptr_t fp, void *arg);
+	void *arg;
+};
+
+size_t introspect_snapshot(const struct introspect_snapshot_ops *ops)
+	__attribute__((visibility("hidden")));
 
 /* Calls fn for every live task; returns the number visited. */
 size_t introspect_each_task(void (*fn)(const struct task_info *, void *),

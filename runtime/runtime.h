@@ -148,6 +148,13 @@ struct task {
 	_Atomic uint8_t wait_reason; /* enum wait_reason while WAITING */
 	uint8_t name_heap;         /* 1 if name points to malloc'd memory */
 	uint8_t has_canary;        /* set at carve in GUARD_CANARY mode */
+	_Atomic uint8_t on_cpu;    /* 1 from just before it is switched in
+				      until the next context has finished
+				      switching away from it: while 1 its
+				      saved registers are not valid */
+	_Atomic uint64_t prof_mark; /* snapshot epoch << 2 | PROF_BUSY: the
+				       last epoch it was recorded (or born)
+				       in (introspect.c) */
 	uint64_t id;               /* never reused; 0 while DEAD */
 	int64_t wait_since;        /* coarse co_now() at park (0: never) */
 	uint64_t creator_id;       /* id of the task that called co_go (0: none) */
@@ -444,6 +451,37 @@ struct runtime_hooks {
 };
 
 CO_INTERNAL extern struct runtime_hooks runtime_hooks;
+
+/* ------------------------------------------------------------------------
+ * Snapshot epochs (introspect.c): the goroutine profile's consistent
+ * snapshot.  The scheduler calls these at the three points where a task's
+ * stack can change or vanish: before it runs, when it is born, before it
+ * exits.  Each costs one relaxed load while no snapshot is open.
+ * ---------------------------------------------------------------------- */
+#define PROF_BUSY 1u
+
+struct snapshot_gate {
+	_Atomic bool active;      /* a snapshot is being taken */
+	_Atomic uint64_t epoch;   /* the current snapshot's number */
+};
+
+CO_INTERNAL extern struct snapshot_gate snapshot_gate;
+/* Before t (not RUNNING yet) is switched in: record it if it is due. */
+CO_INTERNAL void snapshot_before_run(struct task *t);
+/* The running task is about to exit: record it if it is due. */
+CO_INTERNAL void snapshot_before_exit(struct task *t);
+/* The signal that asks a worker to record its running task. */
+CO_INTERNAL int snapshot_signal_init(void);
+CO_INTERNAL void snapshot_signal_destroy(void);
+
+static inline void snapshot_task_born(struct task *t)
+{
+	atomic_store_explicit(&t->prof_mark,
+			      atomic_load_explicit(&snapshot_gate.epoch,
+						   memory_order_relaxed)
+				      << 2,
+			      memory_order_relaxed);
+}
 
 /* ------------------------------------------------------------------------
  * The netpoller's hooks into the worker loop (netpoll.c)

@@ -463,6 +463,9 @@ static inline void after_switch(struct worker *w)
 	if (op == AFTER_NONE)
 		return;
 	w->after_op = AFTER_NONE;
+	/* Its registers are saved now; clear on_cpu before anything can
+	 * publish it (a run queue, an unlocked wait queue, the pool). */
+	atomic_store_explicit(&prev->on_cpu, 0, memory_order_release);
 	switch (op) {
 	case AFTER_PARK:
 		if (w->after_fn)
@@ -481,6 +484,10 @@ static inline void after_switch(struct worker *w)
 
 static inline void mark_running(struct worker *w, struct task *t)
 {
+	if (unlikely(atomic_load_explicit(&snapshot_gate.active,
+					  memory_order_relaxed)))
+		snapshot_before_run(t);
+	atomic_store_explicit(&t->on_cpu, 1, memory_order_seq_cst);
 	w->current = t;
 	t->worker = w;
 	atomic_store_explicit(&t->state, TASK_RUNNING, memory_order_relaxed);
@@ -592,6 +599,9 @@ static _Noreturn void task_exit(void)
 
 	if (runtime_hooks.exit)
 		runtime_hooks.exit(t);
+	if (unlikely(atomic_load_explicit(&snapshot_gate.active,
+					  memory_order_relaxed)))
+		snapshot_before_exit(t);
 	if (t->id == 1) {
 		/* Task 1 returned: co_run returns, the rest are abandoned. */
 		atomic_store(&S.stopping, true);
@@ -689,6 +699,8 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 	if (name)
 		task_set_name(t, name);
 	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
+	atomic_store_explicit(&t->on_cpu, 0, memory_order_relaxed);
+	snapshot_task_born(t);
 	switch_init_stack(&t->ctx, (void *)t, task_main, t);
 	if (runtime_hooks.spawn)
 		runtime_hooks.spawn(t, parent);
@@ -1129,6 +1141,7 @@ static void worker_bind_thread(struct worker *w)
 	pthread_attr_t attr;
 
 	tls_worker = w;
+	w->thread = pthread_self();
 	w->sched_stack_lo = NULL;
 	w->sched_stack_size = 0;
 	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -1149,6 +1162,7 @@ static void *worker_thread(void *arg)
 	sigdelset(&all, SIGBUS);
 	sigdelset(&all, SIGFPE);
 	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGURG); /* snapshot requests (introspect.c) */
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	worker_bind_thread(w);
 	fatal_thread_init();
@@ -1205,6 +1219,14 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 	}
 	if ((err = fatal_signals_init()) != 0)
 		goto out_destroy_workers;
+	if ((err = snapshot_signal_init()) != 0) {
+		fatal_signals_destroy();
+		goto out_destroy_workers;
+	}
+	sigset_t urg, old_mask;
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	pthread_sigmask(SIG_UNBLOCK, &urg, &old_mask);
 	worker_bind_thread(&S.workers[0]);
 	fatal_thread_init();
 	if (spawn(NULL, main_fn, arg, (uintptr_t)__builtin_return_address(0)) !=
@@ -1238,7 +1260,9 @@ out_unbind:
 	worker_destroy(&S.workers[0]);
 	fatal_thread_destroy();
 	tls_worker = NULL;
+	snapshot_signal_destroy();
 	fatal_signals_destroy();
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	goto out_workers;
 out_destroy_workers:
 	for (int i = 0; i < S.nprocs; i++)

@@ -359,13 +359,35 @@ void stack_cache_flush(struct worker *w)
 
 void stack_each_slot(void (*fn)(struct task *, void *), void *arg)
 {
+	struct region *copy;
+	uint32_t n;
+
+	/* Copy the region list and walk without the lock: regions are never
+	 * unmapped while the runtime runs, and a carved slot stays carved,
+	 * so spawning tasks need not wait for a long walk. */
 	pthread_mutex_lock(&stk.region_lock);
-	for (uint32_t i = 0; i < stk.nregions; i++) {
-		struct region *r = &stk.regions[i];
-		for (uint32_t j = 0; j < r->carved; j++)
-			fn(slot_record(r->base + (size_t)j * stk.slot_size), arg);
-	}
+	n = stk.nregions;
+	copy = malloc(n * sizeof(*copy) + 1);
+	if (copy)
+		memcpy(copy, stk.regions, n * sizeof(*copy));
 	pthread_mutex_unlock(&stk.region_lock);
+	if (!copy) {
+		/* Out of memory: walk under the lock instead. */
+		pthread_mutex_lock(&stk.region_lock);
+		for (uint32_t i = 0; i < stk.nregions; i++)
+			for (uint32_t j = 0; j < stk.regions[i].carved; j++)
+				fn(slot_record(stk.regions[i].base +
+					       (size_t)j * stk.slot_size),
+				   arg);
+		pthread_mutex_unlock(&stk.region_lock);
+		return;
+	}
+	atomic_thread_fence(memory_order_acquire);
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < copy[i].carved; j++)
+			fn(slot_record(copy[i].base + (size_t)j * stk.slot_size),
+			   arg);
+	free(copy);
 }
 
 bool stack_canary_ok(const struct task *t)
