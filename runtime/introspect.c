@@ -9,7 +9,10 @@
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include "introspect.h"
 
@@ -73,6 +76,52 @@ const char *introspect_guard_mode(void)
 struct runtime_hooks *introspect_hooks(void)
 {
 	return &runtime_hooks;
+}
+
+void *introspect_self_labels(void)
+{
+	struct task *t = sched_current();
+	return t ? t->labels : NULL;
+}
+
+void *introspect_self_labels_swap(void *labels)
+{
+	struct task *t = sched_current();
+	void *old;
+
+	if (!t)
+		return labels;
+	old = t->labels;
+	t->labels = labels;
+	return old;
+}
+
+void introspect_task_entries(uintptr_t *task_main, uintptr_t *trampoline)
+{
+	*task_main = sched_task_main_addr();
+	*trampoline = (uintptr_t)switch_trampoline;
+}
+
+void introspect_set_label_hooks(void (*ref)(void *), void (*unref)(void *))
+{
+	runtime_hooks.labels_ref = ref;
+	runtime_hooks.labels_unref = unref;
+}
+
+void introspect_set_lifecycle(int (*start)(void), void (*stop)(void))
+{
+	runtime_hooks.start = start;
+	runtime_hooks.stop = stop;
+}
+
+void introspect_set_fatal_dump(void (*dump)(int fd))
+{
+	fatal_dump_hook = dump;
+}
+
+bool introspect_running(void)
+{
+	return sched_running();
 }
 
 /* ------------------------------------------------------------------------
@@ -219,9 +268,17 @@ out:
 	errno = saved_errno;
 }
 
+static int membarrier(int cmd)
+{
+	return (int)syscall(SYS_membarrier, cmd, 0u, 0);
+}
+
 int snapshot_signal_init(void)
 {
 	struct sigaction sa;
+
+	snapshot_gate.membarrier =
+		membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = snapshot_signal;
@@ -264,7 +321,8 @@ static void walk_slot(struct task *t, void *arg)
  * and off CPU between passes) is caught by the scheduler hook. */
 static void catch_running(struct walk_state *ws)
 {
-	for (int pass = 0; ws->pending && pass < 1000; pass++) {
+	for (int pass = 0; ws->pending && pass < 1000 && !sched_stopping();
+	     pass++) {
 		struct worker *self = sched_worker();
 		for (int i = 0; i < sched_nprocs(); i++) {
 			struct worker *w = &sched_workers()[i];
@@ -290,6 +348,10 @@ size_t introspect_snapshot(const struct introspect_snapshot_ops *ops)
 	atomic_store(&snap.recorded, 0);
 	ws.epoch = atomic_fetch_add(&snapshot_gate.epoch, 1) + 1;
 	atomic_store(&snapshot_gate.active, true);
+	/* Every worker now either sees active, or its on_cpu stores are
+	 * visible to the walk (see mark_running). */
+	if (snapshot_gate.membarrier)
+		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
 	/* The instant is here.  The caller first, as Go prints it. */
 	if (self && claim(self, ws.epoch)) {
 		record(self, TASK_RUNNING, 0, (uintptr_t)__builtin_frame_address(0));

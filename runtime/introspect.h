@@ -72,6 +72,29 @@ struct introspect_snapshot_ops {
 size_t introspect_snapshot(const struct introspect_snapshot_ops *ops)
 	__attribute__((visibility("hidden")));
 
+/* The calling task's label set (NULL outside tasks or when unset), and
+ * a way to replace it: the old set is returned for the caller to drop. */
+void *introspect_self_labels(void) __attribute__((visibility("hidden")));
+void *introspect_self_labels_swap(void *labels)
+	__attribute__((visibility("hidden")));
+/* Entry points that start every task's stack, for printers to hide (Go
+ * hides runtime.goexit): the C entry and the assembly trampoline. */
+void introspect_task_entries(uintptr_t *task_main, uintptr_t *trampoline)
+	__attribute__((visibility("hidden")));
+/* Installs the reference counting of label sets (see runtime_hooks). */
+void introspect_set_label_hooks(void (*ref)(void *), void (*unref)(void *))
+	__attribute__((visibility("hidden")));
+/* Installs what co_run calls after its workers start (a negative return
+ * makes co_run fail with it) and before they stop.  The profiler starts
+ * its signal-dump thread there. */
+void introspect_set_lifecycle(int (*start)(void), void (*stop)(void))
+	__attribute__((visibility("hidden")));
+/* Installs the profiler's fatal dumper (deadlock, co_fatal). */
+void introspect_set_fatal_dump(void (*dump)(int fd))
+	__attribute__((visibility("hidden")));
+/* Current task id and whether the runtime is running. */
+bool introspect_running(void) __attribute__((visibility("hidden")));
+
 /* Calls fn for every live task; returns the number visited. */
 size_t introspect_each_task(void (*fn)(const struct task_info *, void *),
 			    void *arg) __attribute__((visibility("hidden")));

@@ -334,6 +334,9 @@ CO_INTERNAL uint32_t sched_rand(void);
 CO_INTERNAL void sched_cpu_relax(void);
 CO_INTERNAL struct worker *sched_workers(void);
 CO_INTERNAL bool sched_running(void);
+CO_INTERNAL bool sched_stopping(void);
+/* The C entry of every task (hidden from dumps like Go's goexit). */
+CO_INTERNAL uintptr_t sched_task_main_addr(void);
 
 /* ------------------------------------------------------------------------
  * Timers (timer.c): a min-heap per worker.  A timer is added to the heap
@@ -352,6 +355,8 @@ struct timer {
 };
 
 CO_INTERNAL int timer_add(struct worker *w, struct timer *t);
+/* sched.c: a new earliest timer on some heap (wakes an idle worker). */
+CO_INTERNAL void sched_timer_added(int64_t when);
 /* True if t was removed before it fired. */
 CO_INTERNAL bool timer_del(struct timer *t);
 /* Fires every timer due at now; returns how many. */
@@ -448,6 +453,13 @@ struct runtime_hooks {
 	/* An unlock handed a lock to a waiter that waited delay_ns (the mutex
 	 * profile charges the unlocker's stack, as Go does). */
 	void (*contended)(void *lock, int64_t delay_ns);
+	/* Label sets are the profiler's, reference counted: a spawned task
+	 * shares its parent's set, an exiting one drops it. */
+	void (*labels_ref)(void *labels);
+	void (*labels_unref)(void *labels);
+	/* co_run: after the workers exist, before they wind down. */
+	int (*start)(void);
+	void (*stop)(void);
 };
 
 CO_INTERNAL extern struct runtime_hooks runtime_hooks;
@@ -463,6 +475,8 @@ CO_INTERNAL extern struct runtime_hooks runtime_hooks;
 struct snapshot_gate {
 	_Atomic bool active;      /* a snapshot is being taken */
 	_Atomic uint64_t epoch;   /* the current snapshot's number */
+	bool membarrier;          /* expedited membarrier works: switches
+				     need no fence (set at start-up) */
 };
 
 CO_INTERNAL extern struct snapshot_gate snapshot_gate;

@@ -99,6 +99,7 @@ static struct {
 	struct worker *idle_list;     /* workers blocked in their loop */
 	_Atomic int nidle;            /* length of idle_list */
 	_Atomic int nspinning;        /* workers spinning for work */
+	_Atomic int64_t poll_until;   /* deadline idle workers are armed for */
 } S = {
 	.global_lock = PTHREAD_MUTEX_INITIALIZER,
 	.idle_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -108,6 +109,8 @@ static _Thread_local struct worker *tls_worker
 	__attribute__((tls_model("initial-exec")));
 
 static void task_main(void *arg);
+static void request_stop(void);
+static void *worker_thread(void *arg);
 
 /* ------------------------------------------------------------------------
  * Small helpers
@@ -131,6 +134,7 @@ struct task *sched_current(void)
 int sched_nprocs(void) { return S.nprocs; }
 struct worker *sched_workers(void) { return S.workers; }
 bool sched_running(void) { return atomic_load(&S.running); }
+bool sched_stopping(void) { return atomic_load(&S.stopping); }
 
 static inline int64_t clock_ns(clockid_t id)
 {
@@ -409,6 +413,15 @@ static void wake_one(void)
 	pthread_mutex_unlock(&S.idle_lock);
 }
 
+/* A timer became the earliest of its heap: an idle worker armed for a
+ * later deadline (or none) must re-arm (Go's wakeNetPoller). */
+void sched_timer_added(int64_t when)
+{
+	if (atomic_load_explicit(&S.nidle, memory_order_relaxed) > 0 &&
+	    when < atomic_load_explicit(&S.poll_until, memory_order_relaxed))
+		wake_one();
+}
+
 /* Called after making work available, behind a full barrier. */
 static inline void wakep(void)
 {
@@ -484,10 +497,17 @@ static inline void after_switch(struct worker *w)
 
 static inline void mark_running(struct worker *w, struct task *t)
 {
+	/* Store on_cpu, then load active: a snapshot does the mirror image
+	 * (store active, then membarrier, then load on_cpu), so one of the
+	 * two sees the other without a fence on this path. */
+	atomic_store_explicit(&t->on_cpu, 1, memory_order_relaxed);
+	if (unlikely(!snapshot_gate.membarrier))
+		atomic_thread_fence(memory_order_seq_cst);
+	else
+		atomic_signal_fence(memory_order_seq_cst);
 	if (unlikely(atomic_load_explicit(&snapshot_gate.active,
 					  memory_order_relaxed)))
 		snapshot_before_run(t);
-	atomic_store_explicit(&t->on_cpu, 1, memory_order_seq_cst);
 	w->current = t;
 	t->worker = w;
 	atomic_store_explicit(&t->state, TASK_RUNNING, memory_order_relaxed);
@@ -522,18 +542,23 @@ static void switch_from(struct worker *w, struct task *t, struct task *next)
 			 "%llu: the canary at the foot of its stack is gone",
 			 (unsigned long long)t->id, t->name ? t->name : "",
 			 (unsigned long long)t->creator_id);
+	struct switch_ctx *to;
+
 	if (next) {
 		mark_running(w, next);
 		san_switch_start(&t->asan_fake_stack, t->id == 0,
 				 (void *)next->stack_lo,
 				 next->stack_hi - next->stack_lo);
-		switch_context(&t->ctx, &next->ctx);
+		to = &next->ctx;
 	} else {
 		w->current = NULL;
 		san_switch_start(&t->asan_fake_stack, t->id == 0,
 				 w->sched_stack_lo, w->sched_stack_size);
-		switch_context(&t->ctx, &w->sched_ctx);
+		to = &w->sched_ctx;
 	}
+	/* One call site: every parked stack has the same return address
+	 * here, so identical waits group in profiles (Go's gopark). */
+	switch_context(&t->ctx, to);
 	san_switch_finish(t->asan_fake_stack);
 	after_switch(sched_worker());
 }
@@ -602,18 +627,14 @@ static _Noreturn void task_exit(void)
 	if (unlikely(atomic_load_explicit(&snapshot_gate.active,
 					  memory_order_relaxed)))
 		snapshot_before_exit(t);
-	if (t->id == 1) {
-		/* Task 1 returned: co_run returns, the rest are abandoned. */
-		atomic_store(&S.stopping, true);
-		pthread_mutex_lock(&S.idle_lock);
-		for (int i = 0; i < S.nprocs; i++)
-			uv_async_send(&S.workers[i].wake);
-		pthread_mutex_unlock(&S.idle_lock);
-	}
+	if (t->id == 1)
+		request_stop(); /* co_run returns; the rest are abandoned */
 	if (t->name_heap)
 		free((void *)t->name);
 	t->name = NULL;
 	t->name_heap = 0;
+	if (t->labels && runtime_hooks.labels_unref)
+		runtime_hooks.labels_unref(t->labels);
 	t->labels = NULL;
 	t->id = 0;
 	atomic_store_explicit(&t->state, TASK_DEAD, memory_order_release);
@@ -627,6 +648,8 @@ static _Noreturn void task_exit(void)
 	switch_from(w, t, pick_next_local(w));
 	co_fatal("task_exit: a dead task was resumed");
 }
+
+uintptr_t sched_task_main_addr(void) { return (uintptr_t)task_main; }
 
 static void task_main(void *arg)
 {
@@ -692,6 +715,8 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 	t->creator_id = parent ? parent->id : 0;
 	t->creator_pc = pc;
 	t->labels = parent ? parent->labels : NULL;
+	if (t->labels && runtime_hooks.labels_ref)
+		runtime_hooks.labels_ref(t->labels);
 	t->wait_since = 0;
 	t->wait_obj = NULL;
 	t->worker = w;
@@ -991,6 +1016,34 @@ static _Noreturn void deadlock_exit(void)
 	_exit(2);
 }
 
+/* The earliest timer of any worker. */
+static int64_t timers_next_all(void)
+{
+	int64_t next = INT64_MAX;
+
+	for (int i = 0; i < S.nprocs; i++) {
+		int64_t t = timer_next(&S.workers[i]);
+		if (t < next)
+			next = t;
+	}
+	return next;
+}
+
+/*
+ * Fires the due timers of every worker, readying their tasks here.  A
+ * worker busy with a task that never parks cannot run its own timers, so
+ * the others do it for it (Go's findrunnable steals timers the same way).
+ */
+static void timers_run_all(struct worker *w)
+{
+	int64_t now = co_now();
+
+	timers_run(w, now);
+	for (int i = 0; i < S.nprocs; i++)
+		if (&S.workers[i] != w && timer_next(&S.workers[i]) <= now)
+			timers_run(&S.workers[i], now);
+}
+
 static void idle_block(struct worker *w)
 {
 	idle_push(w);
@@ -1001,8 +1054,9 @@ static void idle_block(struct worker *w)
 	}
 	if (deadlocked())
 		deadlock_exit();
-	if (timer_next(w) != INT64_MAX) {
-		int64_t d = timer_next(w);
+	int64_t d = timers_next_all();
+	atomic_store(&S.poll_until, d);
+	if (d != INT64_MAX) {
 		struct itimerspec its = {
 			.it_value = {d / 1000000000, d % 1000000000},
 		};
@@ -1011,6 +1065,7 @@ static void idle_block(struct worker *w)
 		timerfd_settime(w->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
 	}
 	uv_run(&w->loop, UV_RUN_ONCE);
+	atomic_compare_exchange_strong(&S.poll_until, &d, INT64_MAX);
 	idle_remove(w);
 }
 
@@ -1021,8 +1076,8 @@ static struct task *find_work(struct worker *w)
 	for (;;) {
 		if (atomic_load(&S.stopping))
 			return NULL;
-		if (timer_next(w) != INT64_MAX)
-			timers_run(w, co_now());
+		if (timers_next_all() != INT64_MAX)
+			timers_run_all(w);
 		uv_poll_nowait(w);
 		if (w->tick % SCHED_GLOBAL_EVERY == 0 &&
 		    (t = global_get(w, RUNQ_SIZE / 2)) != NULL)
@@ -1033,7 +1088,7 @@ static struct task *find_work(struct worker *w)
 			break;
 		if ((t = spin_for_work(w)) != NULL)
 			break;
-		if (co_now() >= timer_next(w))
+		if (co_now() >= timers_next_all())
 			continue;
 		idle_block(w);
 	}
@@ -1173,11 +1228,6 @@ static void *worker_thread(void *arg)
 	return NULL;
 }
 
-struct main_arg {
-	void (*fn)(void *);
-	void *arg;
-};
-
 static void sched_reset(void)
 {
 	S.ghead = S.gtail = NULL;
@@ -1187,56 +1237,77 @@ static void sched_reset(void)
 	atomic_store(&S.nspinning, 0);
 	atomic_store(&S.stopping, false);
 	atomic_store(&S.next_id, 1);
+	atomic_store(&S.poll_until, INT64_MAX);
 }
 
-CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
+/* Asks every worker to leave its loop (task 1 returned, or start-up
+ * failed).  Under idle_lock, so no worker closes its wake handle while a
+ * send is under way (worker_destroy). */
+static void request_stop(void)
 {
-	bool expected = false;
-	int err, started = 1;
+	pthread_mutex_lock(&S.idle_lock);
+	atomic_store(&S.stopping, true);
+	for (int i = 0; i < S.nprocs; i++)
+		uv_async_send(&S.workers[i].wake);
+	pthread_mutex_unlock(&S.idle_lock);
+}
 
-	if (!main_fn)
-		return CO_EINVAL;
-	if (!atomic_compare_exchange_strong(&S.running, &expected, true))
-		return CO_EBUSY;
+/* Configuration, stacks, workers and signal handlers; undoes its own
+ * work on failure. */
+static int runtime_init(void)
+{
+	int err, i;
+
 	if ((err = config_load(&S.cfg)) != 0)
-		goto out_not_running;
+		return err;
 	S.nprocs = S.cfg.procs;
 	sched_reset();
 	if ((err = stack_init(S.cfg.stack_size)) != 0)
-		goto out_not_running;
+		return err;
 	S.workers = aligned_alloc(CACHELINE,
 				  sizeof(struct worker) * (size_t)S.nprocs);
 	if (!S.workers) {
 		err = CO_ENOMEM;
 		goto out_stacks;
 	}
-	for (int i = 0; i < S.nprocs; i++) {
-		if ((err = worker_init(&S.workers[i], i)) != 0) {
-			while (i-- > 0)
-				worker_destroy(&S.workers[i]);
+	for (i = 0; i < S.nprocs; i++)
+		if ((err = worker_init(&S.workers[i], i)) != 0)
 			goto out_workers;
-		}
-	}
 	if ((err = fatal_signals_init()) != 0)
-		goto out_destroy_workers;
-	if ((err = snapshot_signal_init()) != 0) {
-		fatal_signals_destroy();
-		goto out_destroy_workers;
-	}
-	sigset_t urg, old_mask;
-	sigemptyset(&urg);
-	sigaddset(&urg, SIGURG);
-	pthread_sigmask(SIG_UNBLOCK, &urg, &old_mask);
-	worker_bind_thread(&S.workers[0]);
-	fatal_thread_init();
-	if (spawn(NULL, main_fn, arg, (uintptr_t)__builtin_return_address(0)) !=
-	    1) {
-		err = CO_ENOMEM;
-		goto out_unbind;
-	}
-	for (; started < S.nprocs; started++) {
-		err = pthread_create(&S.workers[started].thread, NULL,
-				     worker_thread, &S.workers[started]);
+		goto out_workers;
+	if ((err = snapshot_signal_init()) != 0)
+		goto out_fatal;
+	return 0;
+
+out_fatal:
+	fatal_signals_destroy();
+out_workers:
+	while (i-- > 0)
+		worker_destroy(&S.workers[i]);
+	free(S.workers);
+	S.workers = NULL;
+out_stacks:
+	stack_destroy();
+	return err;
+}
+
+static void runtime_fini(void)
+{
+	snapshot_signal_destroy();
+	fatal_signals_destroy();
+	free(S.workers);
+	S.workers = NULL;
+	stack_destroy();
+}
+
+/* Starts workers 1..nprocs-1; returns how many workers run (with 0). */
+static int start_threads(void)
+{
+	int started;
+
+	for (started = 1; started < S.nprocs; started++) {
+		int err = pthread_create(&S.workers[started].thread, NULL,
+					 worker_thread, &S.workers[started]);
 		if (err) {
 			/* Run with the workers we have; say so. */
 			fprintf(stderr,
@@ -1245,34 +1316,50 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 			break;
 		}
 	}
-	err = 0;
-	sched_loop(&S.workers[0]);
-	for (int i = 1; i < started; i++)
-		pthread_join(S.workers[i].thread, NULL);
-	/* Workers that never started still own their loops. */
+	return started;
+}
+
+CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
+{
+	bool expected = false;
+	sigset_t urg, old_mask;
+	int err, started = 1;
+
+	if (!main_fn)
+		return CO_EINVAL;
+	if (!atomic_compare_exchange_strong(&S.running, &expected, true))
+		return CO_EBUSY;
+	if ((err = runtime_init()) != 0)
+		goto out;
+	/* The calling thread becomes worker 0. */
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	pthread_sigmask(SIG_UNBLOCK, &urg, &old_mask);
+	worker_bind_thread(&S.workers[0]);
+	fatal_thread_init();
+	if (spawn(NULL, main_fn, arg, (uintptr_t)__builtin_return_address(0)) !=
+	    1) {
+		err = CO_ENOMEM;
+	} else {
+		started = start_threads();
+		err = runtime_hooks.start ? runtime_hooks.start() : 0;
+		if (err)
+			request_stop();
+		sched_loop(&S.workers[0]);
+		if (!err && runtime_hooks.stop)
+			runtime_hooks.stop();
+		for (int i = 1; i < started; i++)
+			pthread_join(S.workers[i].thread, NULL);
+	}
+	/* Started threads destroyed their own workers. */
 	for (int i = started; i < S.nprocs; i++)
 		worker_destroy(&S.workers[i]);
-out_unbind:
-	if (err) {
-		for (int i = 1; i < S.nprocs; i++)
-			worker_destroy(&S.workers[i]);
-	}
 	worker_destroy(&S.workers[0]);
 	fatal_thread_destroy();
 	tls_worker = NULL;
-	snapshot_signal_destroy();
-	fatal_signals_destroy();
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-	goto out_workers;
-out_destroy_workers:
-	for (int i = 0; i < S.nprocs; i++)
-		worker_destroy(&S.workers[i]);
-out_workers:
-	free(S.workers);
-	S.workers = NULL;
-out_stacks:
-	stack_destroy();
-out_not_running:
+	runtime_fini();
+out:
 	atomic_store(&S.running, false);
 	return err;
 }

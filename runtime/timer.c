@@ -117,7 +117,10 @@ int timer_add(struct worker *w, struct timer *t)
 	h->items[h->len] = t;
 	sift_up(h, h->len++);
 	update_next_locked(h);
+	bool top = h->items[0] == t;
 	heap_unlock(h);
+	if (top)
+		sched_timer_added(t->when);
 	return 0;
 }
 
