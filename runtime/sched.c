@@ -599,10 +599,24 @@ void sched_park_on(enum wait_reason why, void *obj, void (*unlock)(void *),
 	blocked(t, why, obj, co_now() - start);
 }
 
+/*
+ * A waker can find a task before it has finished switching away: a timer
+ * added just before the park can fire on another worker.  Wait until its
+ * registers are saved (after_switch clears on_cpu), as the kernel's
+ * try_to_wake_up waits for p->on_cpu.  Wakers that found the task through
+ * a lock its park released never wait here: on_cpu is cleared first.
+ */
+static inline void wait_off_cpu(struct task *t)
+{
+	while (unlikely(atomic_load_explicit(&t->on_cpu, memory_order_acquire)))
+		cpu_relax();
+}
+
 void sched_ready(struct task *t)
 {
 	struct worker *w = sched_worker();
 
+	wait_off_cpu(t);
 	assert(task_check(t));
 	if (runtime_hooks.unpark)
 		runtime_hooks.unpark(t);
@@ -734,9 +748,10 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 			      atomic_load_explicit(&w->nspawned,
 						   memory_order_relaxed) + 1,
 			      memory_order_relaxed);
+	uint64_t id = t->id; /* once queued, t may run, exit and be reused */
 	runq_put_next(w, t);
 	wakep();
-	return t->id;
+	return id;
 }
 
 CO_EXTERN __attribute__((noinline)) uint64_t co_go(void (*fn)(void *), void *arg)
@@ -800,6 +815,7 @@ static void sleep_fire(struct timer *tm)
 	struct task *t = tm->arg;
 	struct worker *w = sched_worker();
 
+	wait_off_cpu(t);
 	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
 	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
 	if (runtime_hooks.unpark)
