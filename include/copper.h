@@ -215,6 +215,80 @@ CO_EXTERN int co_wg_wait(co_wg *wg);
 
 CO_EXTERN int co_once_do(co_once *once, void (*fn)(void *arg), void *arg);
 
+/* ------------------------------------------------------------------------
+ * Profiles (docs/profiles.md).  Text and protobuf formats are Go's, so that
+ * `go tool pprof` and Go users' habits work unchanged.
+ * ---------------------------------------------------------------------- */
+
+typedef struct co_profile co_profile;
+
+/*
+ * The profile called name, or NULL for a name Copper does not (yet) know.
+ * "goroutine" keeps Go's name: it lists tasks.
+ */
+CO_EXTERN co_profile *co_profile_lookup(const char *name);
+/*
+ * Writes the profile to fd.  debug 0: gzipped pprof protobuf; 1: Go's
+ * grouped text; 2 (goroutine): one block per task in Go's traceback
+ * layout.  Returns 0, -EINVAL for a NULL profile or a debug level it does
+ * not have, or the write error (-EBADF, -ENOSPC, ...).
+ */
+CO_EXTERN int co_profile_write(co_profile *p, int fd, int debug);
+/* The number of entries the profile would hold now (tasks, for
+ * goroutine); -EINVAL for NULL. */
+CO_EXTERN int co_profile_count(co_profile *p);
+/* The profile's name. */
+CO_EXTERN const char *co_profile_name(co_profile *p);
+
+/*
+ * Sets labels on the calling task: NULL-terminated key, value pairs
+ * (co_labels_set("worker", "ingest", NULL)).  They replace earlier values
+ * of the same keys, and tasks the caller creates from now on inherit
+ * them.  A NULL value removes the key.  Returns 0, -EINVAL for an odd
+ * list or an empty key, -EPERM outside a task, -ENOMEM.
+ */
+CO_EXTERN int co_labels_set(const char *key, const char *value, ...);
+/* Copies the value of the calling task's label key into buf; -ENOENT if
+ * unset. */
+CO_EXTERN int co_labels_get(const char *key, char *buf, size_t len);
+
+/* ------------------------------------------------------------------------
+ * Operating a live process (docs/operating.md)
+ * ---------------------------------------------------------------------- */
+
+/*
+ * On signal signo, write a task snapshot into dir (NULL: $COPPER_DUMP_DIR,
+ * else $TMPDIR, else /tmp): copper-<pid>-<time>.goroutine.pb.gz and
+ * ...goroutine.txt (debug=2), each written to a temporary name and
+ * renamed, announced on stderr.  co_run sets this up for SIGUSR1 unless
+ * COPPER_SIGDUMP=0.  Returns 0, -EINVAL for a signal Copper cannot use.
+ */
+CO_EXTERN int co_dump_on_signal(int signo, const char *dir);
+/* The same snapshot, now; the .txt path is copied to path_out. */
+CO_EXTERN int co_dump_tasks(const char *dir, char *path_out, size_t path_len);
+/* Dump a snapshot into dir each time the live task count rises above
+ * max_tasks (once per crossing).  max_tasks 0 turns it off. */
+CO_EXTERN int co_watchdog(size_t max_tasks, const char *dir);
+/* The snapshot as JSON, one object per task (docs/operating.md). */
+CO_EXTERN int co_dump_json(int fd);
+
+/* ------------------------------------------------------------------------
+ * Leak checks in tests (docs/testing.md)
+ * ---------------------------------------------------------------------- */
+
+typedef struct co_leakcheck co_leakcheck;
+
+/* Remembers which tasks exist now.  NULL outside a task or on ENOMEM. */
+CO_EXTERN co_leakcheck *co_leakcheck_begin(void);
+/*
+ * Waits up to grace_ns for every task started since begin to exit.
+ * Returns 0 if they all did; otherwise -EBUSY, and writes each leaked
+ * task to report (if not NULL) with its state and stack, like debug=2.
+ * Frees lc either way.
+ */
+CO_EXTERN int co_leakcheck_end(co_leakcheck *lc, int64_t grace_ns,
+			       FILE *report);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * goroutine.c - the goroutine profile: every task, where it is parked and
+ * why, in Go's three forms and as JSON.
+ *
+ *   debug=0  pprof protobuf, gzipped: sample type goroutine/count, period
+ *            goroutine/count 1, one sample per distinct (stack, labels)
+ *            with the number of tasks; task entry frames left out (Go
+ *            leaves out runtime.goexit), runtime frames kept.
+ *   debug=1  Go's count profile: "goroutine profile: total N", then one
+ *            record per distinct (stack, labels), "<count> @ <pcs>", the
+ *            "# labels:" line, "#\t<pc-1>\t<func>+<off>\t<file>:<line>"
+ *            frame lines aligned the way Go's tabwriter aligns them, sorted
+ *            by count then key.
+ *   debug=2  Go's traceback dump (Go 1.27 style): "goroutine N [status,
+ *            M minutes labels:{...}]:", frames as "func(...)" and
+ *            "\tfile:line +0xoff", "created by F in goroutine P"; the
+ *            taking task first.  A task's name is shown as the label
+ *            "copper.name", inside the labels Go 1.27 prints, so tools that
+ *            parse Go dumps (panicparse, goleak) read ours unchanged.
+ *
+ * Keep in sync with ../shared/reference/pprof-formats.md (sections 1.4,
+ * 2.0, 2.2, 2.3, 5) and docs/profiles.md.
+ *
+ * The formats work on a snapshot (snapshot.c) and symbolize after it was
+ * taken: nothing here runs inside the snapshot's critical moments.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "copper.h"
+#include "pprof.h"
+#include "profiler.h"
+
+#define FRAMES_MAX 32
+#define TASK_WAITING_STATE 3 /* enum task_state: TASK_WAITING */
+#define TASK_SYSCALL_STATE 4 /* enum task_state: TASK_SYSCALL */
+
+/* ------------------------------------------------------------------------
+ * Grouping identical stacks
+ * ---------------------------------------------------------------------- */
+
+static int cmp_labels(const struct labels *a, const struct labels *b)
+{
+	size_t an = a ? a->n : 0, bn = b ? b->n : 0;
+	int c;
+
+	if (a == b)
+		return 0;
+	if ((a == NULL) != (b == NULL))
+		return a ? 1 : -1;
+	if (an != bn)
+		return an < bn ? -1 : 1;
+	for (size_t i = 0; i < an; i++) {
+		if ((c = strcmp(a->pairs[i].key, b->pairs[i].key)) != 0 ||
+		    (c = strcmp(a->pairs[i].value, b->pairs[i].value)) != 0)
+			return c;
+	}
+	return 0;
+}
+
+static int cmp_stack(const void *pa, const void *pb)
+{
+	const struct prof_task *a = *(const struct prof_task *const *)pa;
+	const struct prof_task *b = *(const struct prof_task *const *)pb;
+
+	if (a->npcs != b->npcs)
+		return a->npcs < b->npcs ? -1 : 1;
+	if (a->leaf_is_pc != b->leaf_is_pc)
+		return a->leaf_is_pc ? 1 : -1;
+	int c = memcmp(a->pcs, b->pcs, a->npcs * sizeof(uintptr_t));
+	return c ? c : cmp_labels(a->labels, b->labels);
+}
+
+struct group {
+	const struct prof_task *t; /* a representative */
+	int64_t count;             /* tasks with its stack and labels */
+	char *key;                 /* debug=1 sort key */
+};
+
+/* Groups the snapshot's tasks by (stack, labels).  Returns the number of
+ * groups, or -ENOMEM. */
+static long group_tasks(const struct snapshot *s, struct group **out)
+{
+	const struct prof_task **v = malloc((s->n + 1) * sizeof(*v));
+	struct group *g = calloc(s->n + 1, sizeof(*g));
+	long n = 0;
+
+	if (!v || !g) {
+		free(v);
+		free(g);
+		return CO_ENOMEM;
+	}
+	memcpy(v, s->tasks, s->n * sizeof(*v));
+	qsort(v, s->n, sizeof(*v), cmp_stack);
+	for (size_t i = 0; i < s->n; i++) {
+		if (n && cmp_stack(&g[n - 1].t, &v[i]) == 0) {
+			g[n - 1].count++;
+			continue;
+		}
+		g[n].t = v[i];
+		g[n].count = 1;
+		n++;
+	}
+	free(v);
+	*out = g;
+	return n;
+}
+
+static void groups_free(struct group *g, long n)
+{
+	for (long i = 0; i < n; i++)
+		free(g[i].key);
+	free(g);
+}
+
+/* The entries of t's stack a profile shows: everything but task entries. */
+static int visible_pcs(const struct snapshot *s, const struct prof_task *t,
+		       uintptr_t *out)
+{
+	int n = 0;
+
+	for (int i = 0; i < t->npcs; i++) {
+		bool exact = i == 0 && t->leaf_is_pc;
+		if (!prof_pc_is_entry(s, t->pcs[i], exact))
+			out[n++] = t->pcs[i];
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------------------
+ * debug=0: pprof protobuf
+ * ---------------------------------------------------------------------- */
+
+static int write_proto(const struct snapshot *s, int fd)
+{
+	struct group *g = NULL;
+	struct pprof_builder *b;
+	long ng;
+	int err = 0;
+
+	if (!(b = pprof_builder_new(&err)))
+		return err;
+	if ((ng = group_tasks(s, &g)) < 0) {
+		pprof_builder_free(b);
+		return (int)ng;
+	}
+	pprof_time_set(b, s->time_nanos, 0);
+	pprof_symbolizer_set(b, prof_pprof_symbolize, NULL);
+	if ((err = pprof_sample_type_add(b, "goroutine", "count")) < 0 ||
+	    (err = pprof_period_set(b, "goroutine", "count", 1)) < 0 ||
+	    (err = prof_pprof_add_mappings(b)) < 0)
+		goto out;
+	for (long i = 0; i < ng; i++) {
+		const struct prof_task *t = g[i].t;
+		uintptr_t pcs[PROF_MAX_FRAMES];
+		struct pprof_label lb[64];
+		size_t nl = 0;
+		int n = visible_pcs(s, t, pcs);
+
+		for (size_t k = 0; t->labels && k < t->labels->n && nl < 64; k++)
+			lb[nl++] = (struct pprof_label){
+				t->labels->pairs[k].key,
+				t->labels->pairs[k].value, 0, NULL};
+		err = pprof_sample_add(b, pcs, (size_t)n,
+				       t->leaf_is_pc && n && pcs[0] == t->pcs[0],
+				       &g[i].count, lb, nl);
+		if (err < 0)
+			goto out;
+	}
+	err = pprof_builder_write(b, fd);
+out:
+	groups_free(g, ng);
+	pprof_builder_free(b);
+	return err;
+}
+
+/* ------------------------------------------------------------------------
+ * debug=1: the count profile
+ * ---------------------------------------------------------------------- */
+
+/* The pc a stack entry prints as: a return address R prints R - 1; an
+ * exact leaf is stored as pc + 1 in the @ list, as Go stores CPU leaves,
+ * so the same "- 1" recovers it. */
+static uintptr_t at_pc(const struct prof_task *t, int i)
+{
+	return (i == 0 && t->leaf_is_pc) ? t->pcs[0] + 1 : t->pcs[i];
+}
+
+static char *group_key(const struct prof_task *t)
+{
+	size_t len = 2 + (size_t)t->npcs * 19 + 1, n;
+	char lbuf[2048];
+	char *key;
+
+	if (t->labels)
+		labels_format_debug1(t->labels, lbuf, sizeof(lbuf));
+	len += t->labels ? strlen(lbuf) + 12 : 0;
+	if (!(key = malloc(len)))
+		return NULL;
+	n = (size_t)snprintf(key, len, "@");
+	for (int i = 0; i < t->npcs; i++)
+		n += (size_t)snprintf(key + n, len - n, " %#" PRIxPTR, at_pc(t, i));
+	if (t->labels)
+		snprintf(key + n, len - n, "\n# labels: %s", lbuf);
+	return key;
+}
+
+static int cmp_group(const void *pa, const void *pb)
+{
+	const struct group *a = pa, *b = pb;
+
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	return strcmp(a->key, b->key);
+}
+
+struct tab_line {
+	char pc[24];
+	char fn[512];
+	char pos[1024];
+};
+
+/* Go's text/tabwriter (minwidth 1, tabwidth 8, padding 1, padchar TAB)
+ * over one record's frame lines: each column is as wide as its widest
+ * cell plus one, rounded up to a multiple of 8, and filled with TABs. */
+static void print_tab_block(FILE *f, const struct tab_line *l, int n)
+{
+	size_t w_pc = 0, w_fn = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (strlen(l[i].pc) > w_pc)
+			w_pc = strlen(l[i].pc);
+		if (strlen(l[i].fn) > w_fn)
+			w_fn = strlen(l[i].fn);
+	}
+	size_t c0 = 8, c1 = (w_pc + 1 + 7) / 8 * 8, c2 = (w_fn + 1 + 7) / 8 * 8;
+	for (int i = 0; i < n; i++) {
+		size_t t1 = (c1 - strlen(l[i].pc) + 7) / 8;
+		size_t t2 = (c2 - strlen(l[i].fn) + 7) / 8;
+		fputc('#', f);
+		for (size_t k = 0; k < (c0 - 1 + 7) / 8; k++)
+			fputc('\t', f);
+		fputs(l[i].pc, f);
+		for (size_t k = 0; k < t1; k++)
+			fputc('\t', f);
+		fputs(l[i].fn, f);
+		for (size_t k = 0; k < t2; k++)
+			fputc('\t', f);
+		fprintf(f, "%s\n", l[i].pos);
+	}
+}
+
+/* The frame lines of one record (allFrames=false: leading runtime frames
+ * and task entries hidden; everything again if that hides all). */
+static void print_debug1_frames(FILE *f, const struct snapshot *s,
+				const struct prof_task *t)
+{
+	struct tab_line *lines = calloc(PROF_MAX_FRAMES * 4, sizeof(*lines));
+	int n = 0;
+
+	if (!lines)
+		return;
+	for (int pass = 0; pass < 2 && n == 0; pass++) {
+		bool leading = pass == 0;
+		for (int i = 0; i < t->npcs; i++) {
+			bool exact = i == 0 && t->leaf_is_pc;
+			struct prof_frame fr[FRAMES_MAX];
+			int nf;
+			if (prof_pc_is_entry(s, t->pcs[i], exact))
+				continue;
+			nf = prof_symbolize(t->pcs[i], exact, fr, FRAMES_MAX);
+			if (leading && prof_frame_is_internal(&fr[nf - 1]))
+				continue;
+			leading = false;
+			uintptr_t pc = at_pc(t, i) - 1;
+			for (int k = 0; k < nf && n < PROF_MAX_FRAMES * 4; k++, n++) {
+				snprintf(lines[n].pc, sizeof(lines[n].pc),
+					 "%#" PRIxPTR, pc);
+				snprintf(lines[n].fn, sizeof(lines[n].fn),
+					 "%s+%#" PRIxPTR, fr[k].function,
+					 fr[k].entry && pc >= fr[k].entry
+						 ? pc - fr[k].entry
+						 : 0);
+				snprintf(lines[n].pos, sizeof(lines[n].pos),
+					 "%s:%d", fr[k].file, fr[k].line);
+			}
+		}
+	}
+	if (n == 0)
+		fputs("#\t0x0\n", f);
+	else
+		print_tab_block(f, lines, n);
+	free(lines);
+}
+
+static int write_debug1(const struct snapshot *s, FILE *f)
+{
+	struct group *g = NULL;
+	long ng = group_tasks(s, &g);
+
+	if (ng < 0)
+		return (int)ng;
+	for (long i = 0; i < ng; i++) {
+		if (!(g[i].key = group_key(g[i].t))) {
+			groups_free(g, ng);
+			return CO_ENOMEM;
+		}
+	}
+	qsort(g, (size_t)ng, sizeof(*g), cmp_group);
+	fprintf(f, "goroutine profile: total %zu\n", s->n);
+	for (long i = 0; i < ng; i++) {
+		fprintf(f, "%" PRId64 " %s\n", g[i].count, g[i].key);
+		print_debug1_frames(f, s, g[i].t);
+		fputc('\n', f);
+	}
+	groups_free(g, ng);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * debug=2: one block per task
+ * ---------------------------------------------------------------------- */
+
+/* " labels:{"k": "v", ...}" with the name as "copper.name", keys sorted. */
+static void print_header_labels(FILE *f, const struct prof_task *t)
+{
+	static const char name_key[] = "copper.name";
+	size_t n = t->labels ? t->labels->n : 0;
+	bool name_done = t->name == NULL, first = true;
+
+	if (!n && name_done)
+		return;
+	fputs(" labels:{", f);
+	for (size_t i = 0; i <= n; i++) {
+		if (!name_done &&
+		    (i == n || strcmp(name_key, t->labels->pairs[i].key) < 0)) {
+			fputs(first ? "" : ", ", f);
+			prof_fput_quoted(f, name_key);
+			fputs(": ", f);
+			prof_fput_quoted(f, t->name);
+			name_done = true;
+			first = false;
+		}
+		if (i == n)
+			break;
+		fputs(first ? "" : ", ", f);
+		prof_fput_quoted(f, t->labels->pairs[i].key);
+		fputs(": ", f);
+		prof_fput_quoted(f, t->labels->pairs[i].value);
+		first = false;
+	}
+	fputc('}', f);
+}
+
+static void print_header(FILE *f, const struct snapshot *s,
+			 const struct prof_task *t)
+{
+	fprintf(f, "goroutine %" PRIu64 " [%s", t->id, t->status);
+	if ((t->state == TASK_WAITING_STATE || t->state == TASK_SYSCALL_STATE) &&
+	    t->wait_since > 0 && s->mono_nanos > t->wait_since) {
+		int64_t minutes = (s->mono_nanos - t->wait_since) / 60000000000;
+		if (minutes >= 1)
+			fprintf(f, ", %" PRId64 " minutes", minutes);
+	}
+	print_header_labels(f, t);
+	fputs("]:\n", f);
+}
+
+/* Prints the frames of t; returns how many. */
+static int print_frames(FILE *f, const struct snapshot *s,
+			const struct prof_task *t, bool hide_internal)
+{
+	bool leading = hide_internal;
+	int printed = 0;
+
+	for (int i = 0; i < t->npcs; i++) {
+		bool exact = i == 0 && t->leaf_is_pc;
+		struct prof_frame fr[FRAMES_MAX];
+		int nf;
+
+		if (prof_pc_is_entry(s, t->pcs[i], exact))
+			continue;
+		nf = prof_symbolize(t->pcs[i], exact, fr, FRAMES_MAX);
+		if (leading && prof_frame_is_internal(&fr[nf - 1]))
+			continue;
+		leading = false;
+		for (int k = 0; k < nf; k++, printed++) {
+			fprintf(f, "%s(...)\n\t%s:%d", fr[k].function, fr[k].file,
+				fr[k].line);
+			if (!fr[k].inlined && fr[k].entry && t->pcs[i] > fr[k].entry)
+				fprintf(f, " +%#" PRIxPTR, t->pcs[i] - fr[k].entry);
+			fputc('\n', f);
+		}
+	}
+	return printed;
+}
+
+static void print_created_by(FILE *f, const struct prof_task *t)
+{
+	struct prof_frame fr[FRAMES_MAX];
+	int nf;
+
+	if (t->creator_id == 0 || t->creator_pc == 0)
+		return; /* task 1, like goroutine 1 */
+	nf = prof_symbolize(t->creator_pc, false, fr, FRAMES_MAX);
+	fprintf(f, "created by %s in goroutine %" PRIu64 "\n\t%s:%d",
+		fr[nf - 1].function, t->creator_id, fr[0].file, fr[0].line);
+	if (fr[nf - 1].entry && t->creator_pc > fr[nf - 1].entry)
+		fprintf(f, " +%#" PRIxPTR, t->creator_pc - fr[nf - 1].entry);
+	fputc('\n', f);
+}
+
+void goroutine_print_task(FILE *f, const struct snapshot *s,
+			  const struct prof_task *t)
+{
+	print_header(f, s, t);
+	if (t->npcs == 0 && !t->self)
+		fputs("\tgoroutine running on other thread; stack unavailable\n", f);
+	else if (print_frames(f, s, t, true) == 0)
+		print_frames(f, s, t, false);
+	print_created_by(f, t);
+}
+
+static int write_debug2(const struct snapshot *s, FILE *f)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (i)
+			fputc('\n', f);
+		goroutine_print_task(f, s, s->tasks[i]);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * JSON
+ * ---------------------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *str)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static void json_task(FILE *f, const struct snapshot *s,
+		      const struct prof_task *t)
+{
+	fprintf(f, "{\"id\":%" PRIu64 ",\"name\":", t->id);
+	if (t->name)
+		json_str(f, t->name);
+	else
+		fputs("null", f);
+	fputs(",\"status\":", f);
+	json_str(f, t->status);
+	fprintf(f, ",\"waiting_ns\":%" PRId64 ",\"creator\":%" PRIu64,
+		t->wait_since > 0 && s->mono_nanos > t->wait_since
+			? s->mono_nanos - t->wait_since
+			: 0,
+		t->creator_id);
+	fputs(",\"labels\":{", f);
+	for (size_t i = 0; t->labels && i < t->labels->n; i++) {
+		fputs(i ? "," : "", f);
+		json_str(f, t->labels->pairs[i].key);
+		fputc(':', f);
+		json_str(f, t->labels->pairs[i].value);
+	}
+	fputs("},\"frames\":[", f);
+	bool first = true;
+	for (int i = 0; i < t->npcs; i++) {
+		bool exact = i == 0 && t->leaf_is_pc;
+		struct prof_frame fr[FRAMES_MAX];
+		if (prof_pc_is_entry(s, t->pcs[i], exact))
+			continue;
+		int nf = prof_symbolize(t->pcs[i], exact, fr, FRAMES_MAX);
+		for (int k = 0; k < nf; k++) {
+			fputs(first ? "{\"function\":" : ",{\"function\":", f);
+			json_str(f, fr[k].function);
+			fputs(",\"file\":", f);
+			json_str(f, fr[k].file);
+			fprintf(f, ",\"line\":%d}", fr[k].line);
+			first = false;
+		}
+	}
+	fputs("]}", f);
+}
+
+int goroutine_write_json(const struct snapshot *s, int fd)
+{
+	int dfd = dup(fd);
+	FILE *f = dfd >= 0 ? fdopen(dfd, "w") : NULL;
+
+	if (!f) {
+		int err = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		return err;
+	}
+	fputs("[\n", f);
+	for (size_t i = 0; i < s->n; i++) {
+		json_task(f, s, s->tasks[i]);
+		fputs(i + 1 < s->n ? ",\n" : "\n", f);
+	}
+	fputs("]\n", f);
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+/* ------------------------------------------------------------------------
+ * Entry
+ * ---------------------------------------------------------------------- */
+
+int goroutine_write(const struct snapshot *s, int fd, int debug)
+{
+	int dfd, err;
+	FILE *f;
+
+	if (debug <= 0)
+		return write_proto(s, fd);
+	if ((dfd = dup(fd)) < 0)
+		return -errno;
+	if (!(f = fdopen(dfd, "w"))) {
+		err = -errno;
+		close(dfd);
+		return err;
+	}
+	setvbuf(f, NULL, _IOFBF, 1 << 16);
+	err = debug == 1 ? write_debug1(s, f) : write_debug2(s, f);
+	if (fflush(f) != 0 && err == 0)
+		err = -errno;
+	if (fclose(f) != 0 && err == 0)
+		err = -errno;
+	return err;
+}

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot.c - takes a consistent snapshot of every task into an arena.
+ *
+ * The runtime (introspect_snapshot) decides when each task is recorded
+ * and guarantees each is recorded once; this file decides what a record
+ * holds and where it goes.  Records are written from any worker, some from
+ * inside a signal handler, so record_task may not lock or allocate: it
+ * claims space in a preallocated arena with one atomic add, copies the
+ * task's fields, walks its stack by frame pointers and takes a reference
+ * on its label set.  Symbolization happens later, outside the snapshot.
+ *
+ * The arena is mapped with MAP_NORESERVE and sized for twice the task
+ * count plus slack: only the pages records touch are committed, so the
+ * bound costs address space, not memory.  If it still overflows (a burst
+ * of spawns between counting and opening the epoch), the snapshot says it
+ * is truncated rather than corrupting memory.
+ *
+ * Invariant: after snapshot_take returns, tasks[0..n) point at complete
+ * records, sorted with the taking task first, then by id.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "copper.h"
+#include "profiler.h"
+#include "runtime/introspect.h"
+
+#define NAME_MAX_COPY 128
+#define RECORD_MAX \
+	(sizeof(struct prof_task) + PROF_MAX_FRAMES * sizeof(uintptr_t) + \
+	 NAME_MAX_COPY)
+
+static void *arena_alloc(struct snapshot *s, size_t size)
+{
+	size = (size + 15) & ~(size_t)15;
+	size_t at = atomic_fetch_add(&s->used, size);
+	if (at + size > s->arena_size)
+		return NULL;
+	return s->arena + at;
+}
+
+static void record_task(const struct task_info *ti, uintptr_t leaf_pc,
+			uintptr_t fp, void *arg)
+{
+	struct snapshot *s = arg;
+	uintptr_t pcs[PROF_MAX_FRAMES];
+	int n = 0;
+	size_t slot, name_len = 0;
+	struct prof_task *t;
+
+	if (leaf_pc)
+		pcs[n++] = leaf_pc;
+	n += stackwalk_fp(fp, ti->stack_lo, ti->stack_hi, pcs + n,
+			  PROF_MAX_FRAMES - n);
+	if (ti->name) {
+		while (name_len < NAME_MAX_COPY - 1 && ti->name[name_len])
+			name_len++;
+	}
+	slot = atomic_fetch_add(&s->next, 1);
+	t = slot < s->cap ? arena_alloc(s, sizeof(*t) + n * sizeof(uintptr_t) +
+						     name_len + 1)
+			  : NULL;
+	if (!t) {
+		s->truncated = true;
+		return;
+	}
+	t->id = ti->id;
+	t->creator_id = ti->creator_id;
+	t->creator_pc = ti->creator_pc;
+	t->wait_since = ti->wait_since;
+	t->status = ti->status;
+	t->state = ti->state;
+	t->npcs = (uint16_t)n;
+	t->leaf_is_pc = leaf_pc != 0;
+	t->self = ti->id == s->self_id && ti->id != 0;
+	memcpy(t->pcs, pcs, n * sizeof(uintptr_t));
+	t->name = NULL;
+	if (ti->name) {
+		char *copy = (char *)&t->pcs[n];
+		memcpy(copy, ti->name, name_len);
+		copy[name_len] = '\0';
+		t->name = copy;
+	}
+	t->labels = ti->labels;
+	labels_ref(t->labels);
+	atomic_thread_fence(memory_order_release);
+	s->tasks[slot] = t;
+}
+
+static int cmp_task(const void *a, const void *b)
+{
+	const struct prof_task *x = *(const struct prof_task *const *)a;
+	const struct prof_task *y = *(const struct prof_task *const *)b;
+
+	if (x->self != y->self)
+		return x->self ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void *map_noreserve(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int snapshot_take(struct snapshot *s)
+{
+	struct introspect_snapshot_ops ops = {record_task, s};
+	struct timespec ts;
+
+	memset(s, 0, sizeof(*s));
+	/* Outside co_run there are no tasks: an empty snapshot. */
+	s->cap = 2 * co_num_tasks() + 4096;
+	s->arena_size = s->cap * RECORD_MAX;
+	s->tasks = map_noreserve(s->cap * sizeof(*s->tasks));
+	s->arena = map_noreserve(s->arena_size);
+	if (!s->tasks || !s->arena) {
+		snapshot_free(s);
+		return CO_ENOMEM;
+	}
+	introspect_task_entries(&s->hide_entry[0], &s->hide_entry[1]);
+	s->self_id = co_self();
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s->time_nanos = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	s->mono_nanos = co_now();
+	if (introspect_running())
+		introspect_snapshot(&ops);
+	s->n = atomic_load(&s->next);
+	if (s->n > s->cap)
+		s->n = s->cap;
+	/* Drop holes left by records that found no room. */
+	size_t k = 0;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->tasks[i])
+			s->tasks[k++] = s->tasks[i];
+	s->n = k;
+	qsort(s->tasks, s->n, sizeof(*s->tasks), cmp_task);
+	return 0;
+}
+
+void snapshot_free(struct snapshot *s)
+{
+	for (size_t i = 0; s->tasks && i < s->n; i++)
+		labels_unref(s->tasks[i]->labels);
+	if (s->tasks)
+		munmap(s->tasks, s->cap * sizeof(*s->tasks));
+	if (s->arena)
+		munmap(s->arena, s->arena_size);
+	memset(s, 0, sizeof(*s));
+}
