@@ -418,7 +418,7 @@ void goroutine_print_task(FILE *f, const struct snapshot *s,
 			  const struct prof_task *t)
 {
 	print_header(f, s, t);
-	if (t->npcs == 0 && !t->self)
+	if (t->npcs == 0)
 		fputs("\tgoroutine running on other thread; stack unavailable\n", f);
 	else if (print_frames(f, s, t, true) == 0)
 		print_frames(f, s, t, false);

@@ -20,11 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "runtime.h"
 
-#define ALTSTACK_SIZE (64 * 1024)
+#define ALTSTACK_SIZE (512 * 1024) /* the fatal dump symbolizes on it */
 
 static struct sigaction old_segv, old_bus;
 static _Thread_local void *altstack_mem;
@@ -71,6 +72,82 @@ static size_t put_u64(char *buf, size_t at, size_t cap, uint64_t v)
 	return at;
 }
 
+static void put_hex(char *buf, size_t *at, size_t cap, uintptr_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+	char tmp[2 + 2 * sizeof(v)];
+	int n = 0;
+
+	do {
+		tmp[n++] = hex[v & 15];
+		v >>= 4;
+	} while (v);
+	*at = put_str(buf, *at, cap, "0x");
+	while (n > 0 && *at + 1 < cap)
+		buf[(*at)++] = tmp[--n];
+}
+
+/* The overflowing task's return addresses, raw: nothing that symbolizes
+ * is safe here (the fault may have hit inside malloc). */
+static void print_raw_frames(struct task *t, const ucontext_t *uc)
+{
+	char buf[2048];
+	size_t n = put_str(buf, 0, sizeof(buf), "\nframes (addresses; "
+				 "addr2line -f -e <binary> resolves them):\n");
+#if defined(__x86_64__)
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#else
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+	uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#endif
+	n = put_str(buf, n, sizeof(buf), "\t");
+	put_hex(buf, &n, sizeof(buf), pc);
+	n = put_str(buf, n, sizeof(buf), "\n");
+	for (int i = 0; i < 32 && fp >= t->stack_lo && fp + 16 <= t->stack_hi &&
+			(fp & 7) == 0;
+	     i++) {
+		const uintptr_t *rec = (const uintptr_t *)fp;
+		n = put_str(buf, n, sizeof(buf), "\t");
+		put_hex(buf, &n, sizeof(buf), rec[1]);
+		n = put_str(buf, n, sizeof(buf), "\n");
+		if (rec[0] <= fp)
+			break;
+		fp = rec[0];
+	}
+	if (write(STDERR_FILENO, buf, n) < 0) {
+		/* Exiting anyway. */
+	}
+}
+
+static void dump_timed_out(int sig)
+{
+	static const char msg[] = "\n(task dump timed out)\n";
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* Exiting anyway. */
+	}
+	_exit(2);
+}
+
+/* The full dump of every task, symbolized, is not async-signal-safe: try
+ * it with an alarm that still ends the process with status 2. */
+static void try_full_dump(void)
+{
+	struct sigaction sa;
+
+	if (!fatal_dump_hook)
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = dump_timed_out;
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(5);
+	if (write(STDERR_FILENO, "\n", 1) < 0) {
+		/* Exiting anyway. */
+	}
+	fatal_dump_hook(STDERR_FILENO);
+}
+
 static void fault_handler(int sig, siginfo_t *si, void *uc)
 {
 	struct worker *w = sched_worker();
@@ -97,6 +174,8 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
 		if (write(STDERR_FILENO, msg, n) < 0) {
 			/* Nothing more to do: we are exiting anyway. */
 		}
+		print_raw_frames(t, uc);
+		try_full_dump();
 		_exit(2);
 	}
 	/* Not ours: put the previous disposition back and return; the
