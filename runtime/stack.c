@@ -75,6 +75,8 @@
 #define CACHE_MAX 128      /* slots a worker keeps */
 #define CACHE_MOVE 64      /* slots moved to/from the global pool at once */
 #define CANARY 0x436f707065722121ull /* "Copper!!" */
+#define CANARY_WORDS 32 /* 256 bytes: a frame's unwritten gaps (alignment,
+			   sanitizer redzones) cannot all straddle it */
 
 struct region {
 	char *base;      /* first slot */
@@ -212,7 +214,9 @@ static struct task *slots_carve(uint32_t *count)
 		t->stack_lo = (uintptr_t)slot + stk.page;
 		t->stack_hi = (uintptr_t)t;
 		if (stk.mode == GUARD_CANARY) {
-			*(uint64_t *)t->stack_lo = CANARY ^ t->stack_lo;
+			uint64_t *w = (uint64_t *)t->stack_lo;
+			for (int k = 0; k < CANARY_WORDS; k++)
+				w[k] = CANARY ^ (uintptr_t)&w[k];
 			t->has_canary = 1;
 		}
 		t->next = head;
@@ -392,7 +396,12 @@ void stack_each_slot(void (*fn)(struct task *, void *), void *arg)
 
 bool stack_canary_ok(const struct task *t)
 {
-	return *(const uint64_t *)t->stack_lo == (CANARY ^ t->stack_lo);
+	const uint64_t *w = (const uint64_t *)t->stack_lo;
+	uint64_t bad = 0;
+
+	for (int k = 0; k < CANARY_WORDS; k++)
+		bad |= w[k] ^ (CANARY ^ (uintptr_t)&w[k]);
+	return bad == 0;
 }
 
 bool stack_addr_in_guard(const struct task *t, uintptr_t addr)
