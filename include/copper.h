@@ -216,6 +216,75 @@ CO_EXTERN int co_wg_wait(co_wg *wg);
 CO_EXTERN int co_once_do(co_once *once, void (*fn)(void *arg), void *arg);
 
 /* ------------------------------------------------------------------------
+ * Networking: task-aware stream sockets (TCP over IPv4 and IPv6, unix).
+ * A call that would block parks the task in "IO wait"; its worker runs
+ * other tasks meanwhile.  docs/net.md has the long form.
+ * ---------------------------------------------------------------------- */
+
+typedef struct co_listener co_listener;
+typedef struct co_conn co_conn;
+
+/*
+ * Listens on network "tcp" (IPv4 and IPv6), "tcp4", "tcp6" or "unix".  A
+ * TCP addr is "host:port", "[v6addr]:port" or ":port" (every interface);
+ * port 0 picks a free port (see co_listener_addr).  A unix addr is a path
+ * ("@name" for Linux's abstract namespace); the socket file is removed by
+ * co_listener_close.  NULL on error with *err set: -EINVAL (bad network
+ * or address), -EADDRINUSE, -EACCES, -EMFILE, -ENOENT (unknown host), ...
+ */
+CO_EXTERN co_listener *co_listen(const char *network, const char *addr,
+				 int *err);
+/* The bound address as "127.0.0.1:8080", "[::1]:8080" or the unix path.
+ * -ERANGE if buf is too small, -EINVAL for NULL arguments. */
+CO_EXTERN int co_listener_addr(co_listener *l, char *buf, size_t len);
+/*
+ * Waits for the next connection.  NULL with *err: -EMFILE (descriptor
+ * limit; the listener stays usable), -ECANCELED once co_listener_close
+ * runs, -EPERM outside a task.
+ */
+CO_EXTERN co_conn *co_accept(co_listener *l, int *err);
+/* Stops listening, wakes a blocked co_accept (-ECANCELED), frees l. */
+CO_EXTERN void co_listener_close(co_listener *l);
+
+/*
+ * Connects to addr on network "tcp", "tcp4", "tcp6" or "unix".  Host
+ * names resolve through libuv's resolver with the task parked; each
+ * address is tried in order.  NULL with *err: -ECONNREFUSED, -ETIMEDOUT,
+ * -ENOENT (unknown host), -EINVAL, -EMFILE, -EPERM outside a task, ...
+ */
+CO_EXTERN co_conn *co_dial(const char *network, const char *addr, int *err);
+
+/*
+ * Reads up to len bytes; returns how many (> 0), 0 at end of stream, or a
+ * negative code: -ETIMEDOUT (deadline), -ECONNRESET, -ECANCELED (co_close
+ * ran meanwhile), -EPERM outside a task.
+ */
+CO_EXTERN ssize_t co_read(co_conn *c, void *buf, size_t len);
+/*
+ * Writes all len bytes and returns len, or fails with a negative code
+ * (-EPIPE, -ECONNRESET, -ETIMEDOUT, -ECANCELED, ...); after a failure an
+ * unknown prefix may have been sent.  Concurrent writers are serialised.
+ * A peer's reset never raises SIGPIPE.
+ */
+CO_EXTERN ssize_t co_write(co_conn *c, const void *buf, size_t len);
+/*
+ * Sets the deadline (absolute co_now() nanoseconds; 0 clears it) for reads
+ * and writes in progress and later ones; past it they return -ETIMEDOUT.
+ */
+CO_EXTERN int co_set_deadline(co_conn *c, int64_t deadline_ns);
+/* Shuts down the writing half: the peer reads end of stream. */
+CO_EXTERN int co_close_write(co_conn *c);
+/* The local and the peer address, formatted like co_listener_addr. */
+CO_EXTERN int co_conn_local_addr(co_conn *c, char *buf, size_t len);
+CO_EXTERN int co_conn_peer_addr(co_conn *c, char *buf, size_t len);
+/*
+ * Closes the connection: every task blocked on it returns -ECANCELED, and
+ * the memory is freed once the last of them has left.  A call that starts
+ * after co_close returned uses freed memory, as with free().
+ */
+CO_EXTERN void co_close(co_conn *c);
+
+/* ------------------------------------------------------------------------
  * Profiles (docs/profiles.md).  Text and protobuf formats are Go's, so that
  * `go tool pprof` and Go users' habits work unchanged.
  * ---------------------------------------------------------------------- */
