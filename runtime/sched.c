@@ -39,12 +39,18 @@
  * before it blocks.  One of the two always sees the other: no lost
  * wake-up.
  *
- * Timers.  Each worker owns a min-heap of sleeping tasks: a sleeping task
- * parks on the heap of the worker it ran on, and only that worker's thread
- * touches the heap.  Busy workers check the heap top on every switch while
- * it is non-empty; idle ones arm their timerfd.  libuv's own timers have a
- * resolution of one millisecond; the timerfd gives co_sleep(100 us) a
- * wake-up within the kernel's timer slack (50 us by default) instead.
+ * Timers.  Each worker has a min-heap of timers (timer.c): a sleeping
+ * task's timer goes on the heap of the worker it ran on.  Busy workers
+ * test their own heap's top on every switch; a worker looking for work
+ * fires the due timers of every heap, because a worker running a task
+ * that never parks cannot fire its own (Go's findrunnable steals timers
+ * the same way); idle workers arm their timerfd for the earliest deadline
+ * of all heaps, and a new earliest timer wakes an idle worker armed for
+ * later (Go's wakeNetPoller).  A timer may thus fire before its task has
+ * finished switching out: wakers wait for on_cpu to clear, as the
+ * kernel's try_to_wake_up does.  libuv's own timers have a resolution of
+ * one millisecond; the timerfd gives co_sleep(100 us) a wake-up within the
+ * kernel's timer slack (50 us by default) instead.
  *
  * Rejected designs:
  *   - Switching to the scheduler context on every park (Go's mcall): two

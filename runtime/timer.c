@@ -3,13 +3,13 @@
  * timer.c - per-worker timer heaps: co_sleep and select timeouts.
  *
  * A timer is a small node that lives in its waiter's stack frame.  It is
- * added to the heap of the worker the caller runs on, and that worker fires
- * it (from its scheduler context, or its idle loop through a timerfd).
- * Deleting may happen from any thread: a select whose channel case won can
- * resume on another worker and must take its timer out before its frame
- * dies.  So each heap has a spinlock, fire() runs with it held, and
- * timer_del takes it too: when timer_del returns, the timer is neither
- * queued nor firing.
+ * added to the heap of the worker the caller runs on.  Any worker may fire
+ * it (its own, or one that finds it due while looking for work, because a
+ * worker busy with a task that never parks cannot), and deleting may happen
+ * from any thread: a select whose channel case won can resume on another
+ * worker and must take its timer out before its frame dies.  So each heap
+ * has a spinlock, fire() runs with it held, and timer_del takes it too:
+ * when timer_del returns, the timer is neither queued nor firing.
  *
  * The heap is binary, of timer pointers: 8 bytes per timer, O(log n) add,
  * pop and delete (each timer knows its index).  `next` mirrors the top's
