@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+
+// Command goroutineprof is the Go twin of bench/goroutineprof.c: GPROF_TASKS
+// goroutines (default 100000, scaled) park on one channel from three call
+// sites; a spinner goroutine reads the clock in a loop and keeps the
+// longest gap it saw; the goroutine profile is written at debug 0, 1 and
+// 2 to /dev/null, once to warm up and once measured.  GOMAXPROCS defaults
+// to 2.
+//
+// Output: gprof<n>k_d{0,1,2} in ms, then gprof<n>k_d{0,1,2}_stall in ms.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"copperbench/benchutil"
+)
+
+var (
+	never    chan int
+	parked   int64
+	stop     int32
+	maxGap   int64
+	spinning int32
+)
+
+//go:noinline
+func siteA() { atomic.AddInt64(&parked, 1); <-never }
+
+//go:noinline
+func siteB() { atomic.AddInt64(&parked, 1); <-never }
+
+//go:noinline
+func siteC() { atomic.AddInt64(&parked, 1); <-never }
+
+func spinner() {
+	last := time.Now().UnixNano()
+	atomic.StoreInt32(&spinning, 1)
+	for atomic.LoadInt32(&stop) == 0 {
+		now := time.Now().UnixNano()
+		if now-last > atomic.LoadInt64(&maxGap) {
+			atomic.StoreInt64(&maxGap, now-last)
+		}
+		last = now
+	}
+}
+
+func writeLevel(p *pprof.Profile, debug int) (ms, stall float64) {
+	f, err := os.OpenFile("/dev/null", os.O_WRONLY, 0)
+	if err != nil {
+		benchutil.Fail("open /dev/null: %v", err)
+	}
+	defer f.Close()
+	atomic.StoreInt64(&maxGap, 0)
+	start := time.Now()
+	if err := p.WriteTo(f, debug); err != nil {
+		benchutil.Fail("WriteTo: %v", err)
+	}
+	ms = float64(time.Since(start).Nanoseconds()) / 1e6
+	stall = float64(atomic.LoadInt64(&maxGap)) / 1e6
+	return
+}
+
+func main() {
+	benchutil.DefaultProcs(2)
+	n := 100000
+	if v := os.Getenv("GPROF_TASKS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			benchutil.Fail("GPROF_TASKS: %v", err)
+		}
+	}
+	n = benchutil.Scaled(n)
+	never = make(chan int)
+	sites := []func(){siteA, siteB, siteC}
+	for i := 0; i < n; i++ {
+		go sites[i%3]()
+	}
+	go spinner()
+	for atomic.LoadInt64(&parked) < int64(n) || atomic.LoadInt32(&spinning) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	p := pprof.Lookup("goroutine")
+	var ms, stall [3]float64
+	for d := 0; d <= 2; d++ {
+		writeLevel(p, d)
+	}
+	for d := 0; d <= 2; d++ {
+		ms[d], stall[d] = writeLevel(p, d)
+	}
+	for d := 0; d <= 2; d++ {
+		benchutil.Report(fmt.Sprintf("gprof%dk_d%d", n/1000, d), ms[d], "ms")
+	}
+	for d := 0; d <= 2; d++ {
+		benchutil.Report(fmt.Sprintf("gprof%dk_d%d_stall", n/1000, d), stall[d], "ms")
+	}
+	atomic.StoreInt32(&stop, 1)
+	os.Exit(0)
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * goroutineprof.c - how long writing the goroutine profile takes with many
+ * parked tasks, and how long a task spinning on another worker is stalled
+ * meanwhile.  Go twin: bench/go/goroutineprof/main.go.
+ *
+ * GPROF_TASKS tasks (default 100000, scaled by COPPER_BENCH_SCALE) park on
+ * one channel from three call sites.  A spinner task reads the clock in a
+ * loop on the other worker and keeps the longest gap it saw.  Each debug
+ * level is written once to /dev/null to warm the symbol cache, then once
+ * measured.  Output, with <n> the task count in thousands:
+ *
+ *   gprof<n>k_d0: ms   gprof<n>k_d1: ms   gprof<n>k_d2: ms
+ *   gprof<n>k_d0_stall: ms   ...d1_stall   ...d2_stall
+ */
+#include <fcntl.h>
+#include <stdatomic.h>
+
+#include "bench.h"
+
+static co_chan *never;
+static _Atomic int parked;
+static _Atomic int stop;
+static _Atomic int64_t max_gap;
+static _Atomic int spinning;
+
+__attribute__((noinline)) static void task_site_a(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&parked, 1);
+	co_chan_recv(never, NULL);
+}
+
+__attribute__((noinline)) static void task_site_b(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&parked, 1);
+	co_chan_recv(never, NULL);
+}
+
+__attribute__((noinline)) static void task_site_c(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&parked, 1);
+	co_chan_recv(never, NULL);
+}
+
+static void task_spinner(void *arg)
+{
+	int64_t last = bench_now();
+	(void)arg;
+
+	atomic_store(&spinning, 1);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		int64_t now = bench_now();
+		if (now - last > atomic_load_explicit(&max_gap, memory_order_relaxed))
+			atomic_store_explicit(&max_gap, now - last,
+					      memory_order_relaxed);
+		last = now;
+	}
+}
+
+static void write_level(co_profile *p, int debug, double *ms, double *stall)
+{
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	int64_t start;
+
+	if (fd < 0)
+		bench_fail("open /dev/null: %s", strerror(errno));
+	atomic_store(&max_gap, 0);
+	start = bench_now();
+	BENCH_CHECK(co_profile_write(p, fd, debug));
+	*ms = (double)(bench_now() - start) / 1e6;
+	*stall = (double)atomic_load(&max_gap) / 1e6;
+	close(fd);
+}
+
+static void main_task(void *arg)
+{
+	void (*sites[3])(void *) = {task_site_a, task_site_b, task_site_c};
+	const char *env = getenv("GPROF_TASKS");
+	long n = bench_scaled(env ? atol(env) : 100000);
+	co_profile *p = co_profile_lookup("goroutine");
+	double ms[3], stall[3];
+	char metric[64];
+	(void)arg;
+
+	if (!p || !(never = co_chan_new(1, 0)))
+		bench_fail("set-up failed");
+	for (long i = 0; i < n; i++)
+		BENCH_GO(sites[i % 3], NULL);
+	BENCH_GO(task_spinner, NULL);
+	while (atomic_load(&parked) < n || !atomic_load(&spinning))
+		co_sleep(1000000);
+	for (int d = 0; d <= 2; d++)
+		write_level(p, d, &ms[d], &stall[d]); /* warm-up */
+	for (int d = 0; d <= 2; d++)
+		write_level(p, d, &ms[d], &stall[d]);
+	for (int d = 0; d <= 2; d++) {
+		snprintf(metric, sizeof(metric), "gprof%ldk_d%d", n / 1000, d);
+		bench_report(metric, ms[d], "ms");
+	}
+	for (int d = 0; d <= 2; d++) {
+		snprintf(metric, sizeof(metric), "gprof%ldk_d%d_stall", n / 1000, d);
+		bench_report(metric, stall[d], "ms");
+	}
+	atomic_store(&stop, 1);
+	_exit(0); /* the parked tasks need no teardown */
+}
+
+int main(void)
+{
+	bench_default_procs(2);
+	return bench_main(main_task);
+}
