@@ -307,8 +307,11 @@ struct worker {
 	spinlock inbox_lk;                        /* guards inbox */
 	struct netpoll *inbox;                    /* descriptors to (re)arm
 						     or close (netpoll.c) */
-	struct task *free_slots;                  /* slot cache (stack.c) */
-	uint32_t nfree_slots;                     /* ... its length */
+	uint32_t nslots;                          /* slots in slot_cache */
+	struct task *slot_cache[128];             /* dead slots (stack.c):
+						     pointers only, so that
+						     caching never touches a
+						     cold record */
 	uint64_t id_next, id_end;                 /* cached task ids */
 	_Atomic uint64_t nspawned;                /* tasks spawned here */
 	_Atomic uint64_t nexited;                 /* tasks exited here */

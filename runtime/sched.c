@@ -97,8 +97,11 @@ static struct {
 	_Atomic bool stopping;        /* task 1 returned: workers wind down */
 	_Atomic uint64_t next_id;     /* next unreserved task id */
 
-	pthread_mutex_t global_lock;  /* guards ghead, gtail */
-	struct task *ghead, *gtail;   /* global run queue, FIFO */
+	pthread_mutex_t global_lock;  /* guards gbuf, ghead, gcap */
+	struct task **gbuf;           /* global run queue: a ring of pointers,
+					 so moving tasks never touches their
+					 (cold) records */
+	size_t ghead, gcap;           /* first entry; capacity (power of 2) */
 	_Atomic uint32_t gcount;      /* its length; read without the lock */
 
 	pthread_mutex_t idle_lock;    /* guards idle_list and wake sends */
@@ -213,15 +216,35 @@ void spin_unlock_cb(void *l) { spin_unlock(l); }
  * Run queues (Go's runqput / runqget / runqgrab)
  * ---------------------------------------------------------------------- */
 
-static void global_put_list(struct task *head, struct task *tail, uint32_t n)
+/* Doubles the global ring; call with global_lock held. */
+static bool global_grow_locked(size_t need)
 {
-	tail->next = NULL;
+	size_t cap = S.gcap ? S.gcap : 1024;
+	struct task **buf;
+
+	while (cap < need)
+		cap *= 2;
+	if (cap == S.gcap)
+		return true;
+	if (!(buf = malloc(cap * sizeof(*buf))))
+		return false;
+	for (size_t i = 0; i < atomic_load(&S.gcount); i++)
+		buf[i] = S.gbuf[(S.ghead + i) & (S.gcap - 1)];
+	free(S.gbuf);
+	S.gbuf = buf;
+	S.ghead = 0;
+	S.gcap = cap;
+	return true;
+}
+
+static void global_put(struct task *const *tasks, uint32_t n)
+{
 	pthread_mutex_lock(&S.global_lock);
-	if (S.gtail)
-		S.gtail->next = head;
-	else
-		S.ghead = head;
-	S.gtail = tail;
+	size_t len = atomic_load(&S.gcount);
+	if (len + n > S.gcap && !global_grow_locked(len + n))
+		co_fatal("global_put: out of memory for the run queue");
+	for (uint32_t i = 0; i < n; i++)
+		S.gbuf[(S.ghead + len + i) & (S.gcap - 1)] = tasks[i];
 	atomic_fetch_add(&S.gcount, n);
 	pthread_mutex_unlock(&S.global_lock);
 }
@@ -242,9 +265,7 @@ static bool runq_put_slow(struct worker *w, struct task *t, uint32_t h,
 		    memory_order_relaxed))
 		return false;
 	batch[n] = t;
-	for (uint32_t i = 0; i < n; i++)
-		batch[i]->next = batch[i + 1];
-	global_put_list(batch[0], t, n + 1);
+	global_put(batch, n + 1);
 	return true;
 }
 
@@ -384,15 +405,10 @@ static struct task *global_get(struct worker *w, uint32_t max)
 		take = max;
 	if (take > room + 1)
 		take = room + 1;
-	t = S.ghead;
-	S.ghead = t->next;
-	for (uint32_t i = 1; i < take; i++) {
-		struct task *u = S.ghead;
-		S.ghead = u->next;
-		runq_put_tail(w, u);
-	}
-	if (!S.ghead)
-		S.gtail = NULL;
+	t = S.gbuf[S.ghead];
+	for (uint32_t i = 1; i < take; i++)
+		runq_put_tail(w, S.gbuf[(S.ghead + i) & (S.gcap - 1)]);
+	S.ghead = (S.ghead + take) & (S.gcap - 1);
 	atomic_fetch_sub(&S.gcount, take);
 	pthread_mutex_unlock(&S.global_lock);
 	return t;
@@ -631,7 +647,7 @@ void sched_ready(struct task *t)
 	if (likely(w != NULL)) {
 		runq_put_next(w, t);
 	} else {
-		global_put_list(t, t, 1);
+		global_put(&t, 1);
 		atomic_thread_fence(memory_order_seq_cst);
 	}
 	wakep();
@@ -1252,7 +1268,9 @@ static void *worker_thread(void *arg)
 
 static void sched_reset(void)
 {
-	S.ghead = S.gtail = NULL;
+	free(S.gbuf);
+	S.gbuf = NULL;
+	S.ghead = S.gcap = 0;
 	atomic_store(&S.gcount, 0);
 	S.idle_list = NULL;
 	atomic_store(&S.nidle, 0);

@@ -27,9 +27,12 @@
  * reported by stack_guard_mode() and shown in dumps.
  *
  * The pool.  A slot is never unmapped while the runtime runs: a dead task's
- * slot goes to its worker's cache, overflow to a global free list, and is
+ * slot goes to its worker's cache, overflow to a global pool, and is
  * reused warm (its pages already committed, its guard already installed),
  * so steady-state spawning costs neither a page fault nor a system call.
+ * Caches and pool are arrays of pointers, not lists threaded through the
+ * records: with 200,000 tasks in flight the records are cold, and a list
+ * would cost a cache miss per slot moved.
  *
  * The task table.  Every slot ever handed out is in some region, below the
  * region's `carved` mark, and a slot's record says whether it holds a live
@@ -41,9 +44,9 @@
  *
  * Invariants:
  *   - regions and slots are never unmapped before stack_destroy;
- *   - a slot on a free list has state TASK_DEAD and id 0;
+ *   - a slot in a cache or the pool has state TASK_DEAD and id 0;
  *   - region_lock guards regions[], nregions and every carved mark; the
- *     pool lock guards the global free list; a worker's cache is its own.
+ *     pool lock guards the global pool; a worker's cache is its own.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -72,8 +75,11 @@
 
 #define REGION_SLOTS 1024  /* slots per mapping */
 #define SLOT_BATCH 64      /* slots carved (and guarded) per batch */
-#define CACHE_MAX 128      /* slots a worker keeps */
+#define CACHE_MAX 128      /* slots a worker keeps (worker.slot_cache) */
 #define CACHE_MOVE 64      /* slots moved to/from the global pool at once */
+_Static_assert(CACHE_MAX == sizeof(((struct worker *)0)->slot_cache) /
+				     sizeof(struct task *),
+	       "the worker's slot cache holds CACHE_MAX slots");
 #define CANARY 0x436f707065722121ull /* "Copper!!" */
 #define CANARY_WORDS 32 /* 256 bytes: a frame's unwritten gaps (alignment,
 			   sanitizer redzones) cannot all straddle it */
@@ -101,9 +107,10 @@ static struct {
 	struct region *regions;
 	uint32_t nregions, regions_cap;
 
-	pthread_mutex_t pool_lock;   /* guards free, nfree */
-	struct task *free;
-	size_t nfree;
+	pthread_mutex_t pool_lock;   /* guards pool, npool, pool_cap */
+	struct task **pool;          /* dead slots, as pointers: moving them
+					never touches their cold records */
+	size_t npool, pool_cap;
 } stk = {
 	.region_lock = PTHREAD_MUTEX_INITIALIZER,
 	.pool_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -185,10 +192,9 @@ static int region_add_locked(void)
 	return 0;
 }
 
-/* Carves up to SLOT_BATCH fresh slots into a list; returns its head. */
-static struct task *slots_carve(uint32_t *count)
+/* Carves up to max (<= SLOT_BATCH) fresh slots into out; returns how many. */
+static uint32_t slots_carve(struct task **out, uint32_t max)
 {
-	struct task *head = NULL;
 	struct region *r;
 	uint32_t n;
 
@@ -197,17 +203,16 @@ static struct task *slots_carve(uint32_t *count)
 	    stk.regions[stk.nregions - 1].carved == REGION_SLOTS) {
 		if (region_add_locked() < 0) {
 			pthread_mutex_unlock(&stk.region_lock);
-			*count = 0;
-			return NULL;
+			return 0;
 		}
 	}
 	r = &stk.regions[stk.nregions - 1];
 	n = REGION_SLOTS - r->carved;
-	if (n > SLOT_BATCH)
-		n = SLOT_BATCH;
+	if (n > max)
+		n = max;
 	char *first = r->base + (size_t)r->carved * stk.slot_size;
 	guards_install_locked(first, n);
-	for (uint32_t i = n; i-- > 0;) {
+	for (uint32_t i = 0; i < n; i++) {
 		char *slot = first + (size_t)i * stk.slot_size;
 		struct task *t = slot_record(slot);
 		memset(t, 0, sizeof(*t));
@@ -219,16 +224,15 @@ static struct task *slots_carve(uint32_t *count)
 				w[k] = CANARY ^ (uintptr_t)&w[k];
 			t->has_canary = 1;
 		}
-		t->next = head;
-		head = t;
+		/* Last carved first out: the cache pops from its end. */
+		out[n - 1 - i] = t;
 	}
 	/* Publish the carved mark last: a walker reads only initialised
 	 * records. */
 	atomic_thread_fence(memory_order_release);
 	r->carved += n;
 	pthread_mutex_unlock(&stk.region_lock);
-	*count = n;
-	return head;
+	return n;
 }
 
 int stack_init(size_t usable_size)
@@ -241,8 +245,7 @@ int stack_init(size_t usable_size)
 	stk.mode = GUARD_MADVISE;
 	stk.mprotect_budget = read_max_map_count() / 4;
 	stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0u);
-	stk.free = NULL;
-	stk.nfree = 0;
+	stk.npool = 0;
 	/* Probe once: a kernel without MADV_GUARD_INSTALL says EINVAL. */
 	void *probe = mmap(NULL, 2 * stk.page, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -278,8 +281,9 @@ void stack_destroy(void)
 	stk.regions = NULL;
 	stk.nregions = stk.regions_cap = 0;
 	pthread_mutex_unlock(&stk.region_lock);
-	stk.free = NULL;
-	stk.nfree = 0;
+	free(stk.pool);
+	stk.pool = NULL;
+	stk.npool = stk.pool_cap = 0;
 	if (stk.pidfd >= 0)
 		close(stk.pidfd);
 	stk.pidfd = -1;
@@ -290,75 +294,76 @@ enum stack_guard_mode stack_guard_mode(void)
 	return stk.mode;
 }
 
+/* Moves up to CACHE_MOVE slots from the global pool into w's cache. */
+static uint32_t pool_take(struct worker *w)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&stk.pool_lock);
+	n = stk.npool < CACHE_MOVE ? (uint32_t)stk.npool : CACHE_MOVE;
+	stk.npool -= n;
+	memcpy(w->slot_cache, stk.pool + stk.npool, n * sizeof(struct task *));
+	pthread_mutex_unlock(&stk.pool_lock);
+	return n;
+}
+
+/* Moves n slots into the global pool; false when it cannot grow. */
+static bool pool_give(struct task *const *slots, size_t n)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&stk.pool_lock);
+	if (stk.npool + n > stk.pool_cap) {
+		size_t cap = stk.pool_cap ? stk.pool_cap : 1024;
+		while (cap < stk.npool + n)
+			cap *= 2;
+		struct task **p = realloc(stk.pool, cap * sizeof(*p));
+		if (p) {
+			stk.pool = p;
+			stk.pool_cap = cap;
+		} else {
+			ok = false;
+		}
+	}
+	if (ok) {
+		memcpy(stk.pool + stk.npool, slots, n * sizeof(*slots));
+		stk.npool += n;
+	}
+	pthread_mutex_unlock(&stk.pool_lock);
+	return ok;
+}
+
 struct task *stack_slot_get(struct worker *w)
 {
-	struct task *t = w->free_slots;
-
-	if (unlikely(!t)) {
-		uint32_t n = 0;
-		pthread_mutex_lock(&stk.pool_lock);
-		while (stk.free && n < CACHE_MOVE) {
-			struct task *s = stk.free;
-			stk.free = s->next;
-			s->next = w->free_slots;
-			w->free_slots = s;
-			n++;
-		}
-		stk.nfree -= n;
-		pthread_mutex_unlock(&stk.pool_lock);
-		if (n == 0)
-			w->free_slots = slots_carve(&n);
-		w->nfree_slots = n;
-		t = w->free_slots;
-		if (!t)
+	if (unlikely(w->nslots == 0)) {
+		w->nslots = pool_take(w);
+		if (w->nslots == 0)
+			w->nslots = slots_carve(w->slot_cache, SLOT_BATCH);
+		if (w->nslots == 0)
 			return NULL;
 	}
-	w->free_slots = t->next;
-	w->nfree_slots--;
-	return t;
+	return w->slot_cache[--w->nslots];
 }
 
 void stack_slot_put(struct worker *w, struct task *t)
 {
-	t->next = w->free_slots;
-	w->free_slots = t;
-	if (++w->nfree_slots > CACHE_MAX) {
-		/* Move the older half to the global pool. */
-		struct task *head = w->free_slots, *tail = head;
-		for (uint32_t i = 1; i < CACHE_MAX - CACHE_MOVE; i++)
-			tail = tail->next;
-		struct task *moved = tail->next, *last = moved;
-		tail->next = NULL;
-		uint32_t n = 1;
-		while (last->next) {
-			last = last->next;
-			n++;
+	if (unlikely(w->nslots == CACHE_MAX)) {
+		/* Hand the older half to the pool; keep the warm half. */
+		if (pool_give(w->slot_cache, CACHE_MOVE)) {
+			memmove(w->slot_cache, w->slot_cache + CACHE_MOVE,
+				(CACHE_MAX - CACHE_MOVE) * sizeof(struct task *));
+			w->nslots -= CACHE_MOVE;
+		} else {
+			return; /* no memory to pool it: the slot stays dead */
 		}
-		w->free_slots = head;
-		w->nfree_slots -= n;
-		pthread_mutex_lock(&stk.pool_lock);
-		last->next = stk.free;
-		stk.free = moved;
-		stk.nfree += n;
-		pthread_mutex_unlock(&stk.pool_lock);
 	}
+	w->slot_cache[w->nslots++] = t;
 }
 
 void stack_cache_flush(struct worker *w)
 {
-	struct task *head = w->free_slots, *last = head;
-
-	if (!head)
-		return;
-	while (last->next)
-		last = last->next;
-	pthread_mutex_lock(&stk.pool_lock);
-	last->next = stk.free;
-	stk.free = head;
-	stk.nfree += w->nfree_slots;
-	pthread_mutex_unlock(&stk.pool_lock);
-	w->free_slots = NULL;
-	w->nfree_slots = 0;
+	if (w->nslots && pool_give(w->slot_cache, w->nslots))
+		w->nslots = 0;
 }
 
 void stack_each_slot(void (*fn)(struct task *, void *), void *arg)
