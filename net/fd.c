@@ -58,7 +58,7 @@ void net_fd_init(struct net_fd *f, int fd, void (*destroy)(struct net_fd *f))
 	atomic_init(&f->refs, 1);
 	atomic_init(&f->closed, false);
 	atomic_flag_clear(&f->lk);
-	f->deadline = 0;
+	atomic_init(&f->deadline, 0);
 	f->seq = 0;
 	f->ops = NULL;
 	f->destroy = destroy;
@@ -90,9 +90,7 @@ int net_fd_check(struct net_fd *f)
 
 	if (atomic_load_explicit(&f->closed, memory_order_relaxed))
 		return CO_ECANCELED;
-	fd_lock(f);
-	dl = f->deadline;
-	fd_unlock(f);
+	dl = atomic_load_explicit(&f->deadline, memory_order_relaxed);
 	if (dl > 0 && co_now() >= dl)
 		return CO_ETIMEDOUT;
 	return 0;
@@ -108,7 +106,7 @@ int net_fd_wait(struct net_fd *f, enum netpoll_mode mode)
 	if ((rc = fd_poller(f, &np)) < 0)
 		return rc;
 	fd_lock(f);
-	dl = f->deadline;
+	dl = atomic_load_explicit(&f->deadline, memory_order_relaxed);
 	op.seq = f->seq;
 	op.next = f->ops;
 	if (f->ops)
@@ -139,7 +137,7 @@ int net_fd_set_deadline(struct net_fd *f, int64_t deadline)
 	if (deadline < 0)
 		return CO_EINVAL;
 	fd_lock(f);
-	f->deadline = deadline;
+	atomic_store_explicit(&f->deadline, deadline, memory_order_relaxed);
 	seq = ++f->seq;
 	fd_unlock(f);
 	if (atomic_load(&f->refs) <= 1)

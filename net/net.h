@@ -72,8 +72,10 @@ struct net_fd {
 	struct netpoll *np;            /* valid once np_state is NP_READY */
 	_Atomic int refs;              /* owner + operations in flight */
 	atomic_bool closed;            /* net_fd_close was called */
-	atomic_flag lk;                /* spin lock: guards the three below */
-	int64_t deadline;              /* absolute co_now() ns, 0 = none */
+	atomic_flag lk;                /* spin lock: guards writes of the
+					  three below and reads of seq, ops */
+	_Atomic int64_t deadline;      /* absolute co_now() ns, 0 = none;
+					  read without lk by net_fd_check */
 	uint64_t seq;                  /* bumped by each deadline change */
 	struct net_op *ops;            /* registered waiters */
 	void (*destroy)(struct net_fd *f); /* frees the containing object */
