@@ -261,6 +261,7 @@ enum after_op {
 	AFTER_NONE = 0,
 	AFTER_PARK,    /* call after_fn(after_arg), then nothing */
 	AFTER_YIELD,   /* put the previous task on the run queue */
+	AFTER_YIELD_SLOT, /* put the previous task in the yield slot */
 	AFTER_EXIT,    /* free the previous task's slot */
 };
 
@@ -290,6 +291,11 @@ struct worker {
 	size_t sched_stack_size;                  /* for sanitizers */
 	void *sched_fake_stack;                   /* ASan fake stack */
 	uint32_t tick;                            /* scheduling rounds */
+	struct task *yield_slot;                  /* a yielded task, runnable,
+						     behind the run queue; not
+						     stealable until the next
+						     scheduler visit flushes it
+						     into the ring (co_yield) */
 	uint32_t rand;                            /* xorshift state */
 	enum after_op after_op;                   /* pending after-switch op */
 	struct task *after_task;                  /* ... on this task */

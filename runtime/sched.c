@@ -509,6 +509,9 @@ static inline void after_switch(struct worker *w)
 	case AFTER_YIELD:
 		runq_put_tail(w, prev);
 		break;
+	case AFTER_YIELD_SLOT:
+		w->yield_slot = prev;
+		break;
 	case AFTER_EXIT:
 		stack_slot_put(w, prev);
 		break;
@@ -552,7 +555,12 @@ static inline struct task *pick_next_local(struct worker *w)
 		return NULL;
 	if (unlikely(atomic_load_explicit(&S.stopping, memory_order_relaxed)))
 		return NULL;
-	return runq_get(w);
+	struct task *t = runq_get(w);
+	if (!t && w->yield_slot) {
+		t = w->yield_slot;
+		w->yield_slot = NULL;
+	}
+	return t;
 }
 
 /* Switches from the running task t to next (or to the scheduler when next
@@ -788,6 +796,16 @@ CO_EXTERN __attribute__((noinline)) uint64_t co_go_named(const char *name,
 	return spawn(name, fn, arg, (uintptr_t)__builtin_return_address(0));
 }
 
+/*
+ * co_yield puts the caller behind every runnable task of its worker.  Go's
+ * Gosched sends the goroutine to the global queue; here the common case is
+ * two or three tasks taking turns on one worker, so the yielder goes into
+ * the worker's one-task yield slot, which sits behind the run queue: when
+ * the ring and runnext are empty, the slot's task runs next and the caller
+ * takes its place, with no atomic operation at all.  The slot is not
+ * visible to thieves; every scheduler visit (at least every 61 rounds)
+ * flushes it into the ring, where idle workers can steal it.
+ */
 CO_EXTERN void co_yield(void)
 {
 	struct worker *w = sched_worker();
@@ -797,11 +815,23 @@ CO_EXTERN void co_yield(void)
 	if (!t)
 		return;
 	next = pick_next_local(w);
-	if (!next && runq_empty(w) && (w->tick % SCHED_GLOBAL_EVERY) != 0 &&
-	    timer_next(w) == INT64_MAX)
+	if (!next && (w->tick % SCHED_GLOBAL_EVERY) != 0 &&
+	    timer_next(w) == INT64_MAX &&
+	    !atomic_load_explicit(&S.stopping, memory_order_relaxed))
 		return; /* nobody else to run here */
 	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
-	w->after_op = AFTER_YIELD;
+	if (next) {
+		/* Keep round-robin order: the slot's task goes behind the
+		 * ring, the caller behind it. */
+		if (w->yield_slot) {
+			runq_put_tail(w, w->yield_slot);
+			w->yield_slot = NULL;
+		}
+		w->after_op = AFTER_YIELD_SLOT;
+	} else {
+		/* Through the scheduler, which flushes the slot anyway. */
+		w->after_op = AFTER_YIELD;
+	}
 	w->after_task = t;
 	switch_from(w, t, next);
 }
@@ -1111,6 +1141,11 @@ static struct task *find_work(struct worker *w)
 {
 	struct task *t;
 
+	if (w->yield_slot) {
+		/* Make the yielded task stealable, behind the run queue. */
+		runq_put_tail(w, w->yield_slot);
+		w->yield_slot = NULL;
+	}
 	for (;;) {
 		if (atomic_load(&S.stopping))
 			return NULL;
