@@ -18,12 +18,16 @@
  * overflow        recurses without bound, in frames of a few hundred bytes
  *                 (less than the guard page, so the first byte below the
  *                 stack lands in it): guard-page modes die in the fault.
- * overflow-yield  recurses until <bytes> + 1 KiB below its first frame,
- *                 i.e. past the foot of a <bytes> stack but inside the page
- *                 under it, unwinds, prints "after-dive", then co_yield()s
- *                 while task 1 is runnable (so the yield really switches),
- *                 prints "after-yield", sleeps 1 ms, prints "after-sleep".
- *                 Canary mode must die at that yield's switch.
+ * overflow-yield  writes every byte of one block that reaches from its
+ *                 frame to 1.5 KiB past the foot of a <bytes> stack, i.e.
+ *                 into the page under the stack but not beyond it, frees
+ *                 it, prints "after-dive", then co_yield()s while task 1 is
+ *                 runnable (so the yield really switches), prints
+ *                 "after-yield", sleeps 1 ms, prints "after-sleep".  Canary
+ *                 mode must die at that yield's switch.  One contiguous
+ *                 block, not recursion: frames leave bytes unwritten
+ *                 (padding, AddressSanitizer's redzones), and the canary is
+ *                 one word that such a gap could skip.
  * recurse         recurses <bytes> deep, unwinds and prints "ok": exits 0
  *                 when the stack is big enough.
  *
@@ -61,6 +65,23 @@ __attribute__((noinline)) static unsigned dive(size_t limit, unsigned depth)
 	return dive(limit, depth + 1) + buf[(depth * 7) % sizeof(buf)];
 }
 
+/* Writes, lowest address first, one block from just below this frame
+ * down to `bottom`: the first write below the stack's foot faults in a
+ * guard page, or overwrites the canary there. */
+__attribute__((noinline)) static unsigned smash(uintptr_t bottom)
+{
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	size_t len = here - 256 - bottom;
+	volatile unsigned char *block = __builtin_alloca(len);
+	unsigned sum = 0;
+
+	for (size_t i = 0; i < len; i++)
+		block[i] = (unsigned char)i;
+	for (size_t i = 0; i < len; i += 4096)
+		sum += block[i];
+	return sum;
+}
+
 static void say(const char *line)
 {
 	fputs(line, stdout);
@@ -84,7 +105,7 @@ static void task_deep(void *arg)
 		say("after-dive");
 		break;
 	case MODE_OVERFLOW_YIELD:
-		dive(bytes + 1024, 0);
+		smash(top - bytes - 1536);
 		say("after-dive");
 		co_yield();
 		say("after-yield");

@@ -16,7 +16,12 @@
  *                      from inside a blocking fn (a pool thread is not a
  *                      task); fn is then not called.
  *   5. Many            hundreds of concurrent calls all complete, in
- *                      parallel on the pool.
+ *                      parallel on the pool; callers that reuse their stack
+ *                      the moment co_blocking returns (on another worker)
+ *                      are not disturbed by the completion.
+ *
+ * Registered with the default worker count and with COPPER_PROCS=1, 2
+ * and 4; the worker-stays-free case sets COPPER_PROCS=1 itself.
  */
 #include <pthread.h>
 
@@ -314,6 +319,89 @@ static void test_blocking_many_concurrent_calls(void **state)
 	assert_true(atomic_load(&calls_in_fn_max) >= 2);
 }
 
+/* The caller's frame holds the request: once the caller is readied it may
+ * run on another worker, return from co_blocking and reuse that stack at
+ * once, so the completion must not read the request after readying it.
+ * Each caller scribbles over its old frame right after every call. */
+#define NSCRIBBLERS 64
+#define SCRIBBLE_CALLS 500
+
+static _Atomic long scribble_calls;
+static _Atomic int scribblers_done;
+
+static void blocking_nothing(void *arg)
+{
+	atomic_fetch_add((_Atomic long *)arg, 1);
+}
+
+__attribute__((noinline)) static void scribble(void)
+{
+	volatile unsigned char junk[1024];
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = 0xa5;
+}
+
+static void task_scribbler(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < SCRIBBLE_CALLS; i++) {
+		CHECK_EQ(co_blocking(blocking_nothing, &scribble_calls), 0);
+		scribble();
+	}
+	atomic_fetch_add(&scribblers_done, 1);
+}
+
+static void task_main_scribble(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < NSCRIBBLERS; i++)
+		CHECK(co_go(task_scribbler, NULL) != 0);
+	CHECK(TU_WAIT_UNTIL(atomic_load(&scribblers_done) == NSCRIBBLERS,
+			    20 * TU_SEC));
+	CHECK(tu_wait_num_tasks(1, 5 * TU_SEC));
+}
+
+/* Plain threads that keep the CPUs busy meanwhile. */
+static _Atomic int hogs_stop;
+
+static void *thread_hog(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&hogs_stop))
+		for (volatile int i = 0; i < 1000; i++)
+			;
+	return NULL;
+}
+
+/* The window is between readying the caller and the completion's last
+ * line.  More workers than cores, and threads hogging the cores, make a
+ * worker often lose its CPU right there, which is when another worker
+ * runs the caller. */
+static void test_blocking_caller_reuses_frame_at_once(void **state)
+{
+	const char *old = getenv("COPPER_PROCS");
+	char *saved = old ? strdup(old) : NULL;
+	pthread_t hogs[3];
+
+	(void)state;
+	atomic_store(&scribble_calls, 0);
+	atomic_store(&scribblers_done, 0);
+	atomic_store(&hogs_stop, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&hogs[i], NULL, thread_hog, NULL),
+				 0);
+	tu_setenv("COPPER_PROCS", "8");
+	tu_run(task_main_scribble, NULL);
+	tu_setenv("COPPER_PROCS", saved);
+	free(saved);
+	atomic_store(&hogs_stop, 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_join(hogs[i], NULL), 0);
+	assert_int_equal(atomic_load(&scribblers_done), NSCRIBBLERS);
+	assert_int_equal(atomic_load(&scribble_calls),
+			 NSCRIBBLERS * SCRIBBLE_CALLS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +417,7 @@ int main(void)
 		cmocka_unit_test(test_blocking_from_pool_thread_returns_eperm),
 		/* 5. Many concurrent calls */
 		cmocka_unit_test(test_blocking_many_concurrent_calls),
+		cmocka_unit_test(test_blocking_caller_reuses_frame_at_once),
 	};
 	return cmocka_run_group_tests_name("runtime.blocking", tests, NULL,
 					   NULL);

@@ -19,17 +19,27 @@
  *   4. Counting      co_num_tasks counts live tasks and drops back to 1
  *                    (only task 1) when the children are done; 0 outside.
  *   5. Life cycle    co_run returns when task 1 returns although other
- *                    tasks are alive (they are abandoned and never run
- *                    again); co_run runs again afterwards; co_run inside a
- *                    task returns -EBUSY; co_run(NULL) returns -EINVAL.
+ *                    tasks are alive (they are abandoned, never run again
+ *                    and keep no memory); co_run runs again afterwards;
+ *                    co_run inside a task, or from another thread while a
+ *                    runtime runs, returns -EBUSY; co_run(NULL) returns
+ *                    -EINVAL.
  *
  * The suite is registered with the default worker count and with
  * COPPER_PROCS=1, 2 and 4; checks that only hold on one worker ask
  * testing_nprocs().
  */
+#include <malloc.h>
+#include <pthread.h>
+
 #include "test_util.h"
 
 #include "runtime/testing.h"
+
+#ifdef TU_ASAN
+/* From AddressSanitizer's allocator_interface.h, which GCC 12 lacks. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 
 #define NTASKS 200
 
@@ -731,6 +741,96 @@ static void test_sched_run_inside_task_returns_ebusy(void **state)
 	assert_int_equal(atomic_load(&never_ran), 0);
 }
 
+/* co_run from a plain thread while another thread's co_run is running. */
+struct other_thread {
+	_Atomic int rc;          /* co_run's result there */
+	_Atomic uint64_t self;   /* co_self() there */
+	_Atomic int done;
+};
+
+static void *thread_run_again(void *arg)
+{
+	struct other_thread *o = arg;
+
+	atomic_store(&o->self, co_self());
+	atomic_store(&o->rc, co_run(task_never, NULL));
+	atomic_store(&o->done, 1);
+	return NULL;
+}
+
+static void task_main_other_thread(void *arg)
+{
+	struct other_thread *o = arg;
+	pthread_t th;
+
+	CHECK_EQ(pthread_create(&th, NULL, thread_run_again, o), 0);
+	CHECK(TU_WAIT_UNTIL(atomic_load(&o->done), 10 * TU_SEC));
+	CHECK_EQ(pthread_join(th, NULL), 0);
+}
+
+static void test_sched_run_from_other_thread_returns_ebusy(void **state)
+{
+	struct other_thread o = {.rc = 1, .self = 99};
+
+	(void)state;
+	atomic_store(&never_ran, 0);
+	tu_run(task_main_other_thread, &o);
+	assert_int_equal(atomic_load(&o.rc), CO_EBUSY);
+	assert_int_equal(atomic_load(&o.self), 0);
+	assert_int_equal(atomic_load(&never_ran), 0);
+}
+
+/* Tasks abandoned when task 1 returns must not keep memory: co_run may run
+ * again and again in one process.  Their names longer than the record's
+ * inline buffer are heap copies. */
+#define NLEAKY 2000
+
+static void task_leaky_sleeper(void *arg)
+{
+	(void)arg;
+	co_sleep(3600 * TU_SEC);
+}
+
+static void task_main_leave_named(void *arg)
+{
+	const char *name = arg;
+
+	for (int i = 0; i < NLEAKY; i++)
+		CHECK(co_go_named(name, task_leaky_sleeper, NULL) != 0);
+	CHECK(TU_WAIT_UNTIL(co_num_tasks() == NLEAKY + 1, 5 * TU_SEC));
+	co_sleep(TU_MS);
+}
+
+static size_t heap_in_use(void)
+{
+#ifdef TU_ASAN
+	return __sanitizer_get_current_allocated_bytes();
+#else
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+static void test_sched_run_abandoned_tasks_leak_nothing(void **state)
+{
+	static const char long_name[] =
+		"a-task-name-of-more-than-eighty-bytes-which-the-runtime-"
+		"keeps-in-a-heap-copy-0123456789";
+
+	(void)state;
+	/* The same run with a short name first: one-time allocations. */
+	tu_run(task_main_leave_named, "short");
+	tu_run(task_main_leave_named, "short");
+	size_t before = heap_in_use();
+	tu_run(task_main_leave_named, (void *)long_name);
+	size_t after = heap_in_use();
+	long grew = (long)(after - before);
+	if (grew > 32 * 1024)
+		fail_msg("the heap grew by %ld bytes over a co_run that "
+			 "abandoned %d tasks named with %zu bytes each",
+			 grew, NLEAKY, sizeof(long_name));
+}
+
 static void test_sched_run_null_main_returns_einval(void **state)
 {
 	(void)state;
@@ -764,6 +864,8 @@ int main(void)
 		cmocka_unit_test(test_sched_run_twice),
 		cmocka_unit_test(test_sched_run_many_times),
 		cmocka_unit_test(test_sched_run_inside_task_returns_ebusy),
+		cmocka_unit_test(test_sched_run_from_other_thread_returns_ebusy),
+		cmocka_unit_test(test_sched_run_abandoned_tasks_leak_nothing),
 		cmocka_unit_test(test_sched_run_null_main_returns_einval),
 	};
 	return cmocka_run_group_tests_name("runtime.sched", tests, NULL, NULL);
