@@ -55,12 +55,15 @@ struct netpoll {
 	int fd;                     /* the descriptor; closed with np */
 	struct worker *home;        /* whose loop polls it */
 	uv_poll_t poll;             /* home thread only */
-	int armed;                  /* UV_* events started; home thread only */
+	int armed;                  /* UV_* events started; changed by the
+				       home thread under lk */
 	bool close_started;         /* uv_close called; home thread only */
 	spinlock lk;                /* guards everything below */
 	struct waitq rq;            /* tasks waiting to read */
 	struct waitq wq;            /* tasks waiting to write */
 	bool closing;               /* netpoll_close was called */
+	int ready;                  /* UV_* readiness seen with no waiter */
+	int keep;                   /* UV_* to keep polling (had waiters) */
 	bool posted;                /* on home's inbox */
 	struct netpoll *inbox_next; /* inbox link, under home's inbox_lk */
 };
@@ -82,11 +85,20 @@ static inline void pending_sub(struct worker *home, int n)
 	atomic_fetch_sub(&home->uv_pending, (uint32_t)n);
 }
 
+/*
+ * What the home loop should poll for.  A direction stays armed after its
+ * waiters were woken (keep): the next wait on it, usually a moment later,
+ * then needs no epoll_ctl.  It is disarmed only when readiness arrives
+ * with nobody waiting; that readiness is remembered in `ready`, so the
+ * next wait returns at once instead of parking (Go's pollDesc keeps the
+ * same per-direction bit).
+ */
 static int wanted_locked(struct netpoll *np)
 {
 	if (np->closing)
 		return 0;
-	return (np->rq.head ? UV_READABLE : 0) | (np->wq.head ? UV_WRITABLE : 0);
+	return np->keep | (np->rq.head ? UV_READABLE : 0) |
+	       (np->wq.head ? UV_WRITABLE : 0);
 }
 
 /* Moves every waiter of q onto *list with the result. */
@@ -119,21 +131,21 @@ static void wake_list(struct netpoll *np, struct waiter *list, int n)
 
 static void on_poll(uv_poll_t *h, int status, int events);
 
-/* Home thread: make the uv poll match what the waiters want. */
+/* Home thread: make the uv poll match what the waiters want.  Under
+ * np->lk, so that `armed` is exact for after_wait, which skips posting
+ * when the poll already covers its direction. */
 static void rearm(struct netpoll *np)
 {
-	int want;
-
 	spin_lock(&np->lk);
-	want = wanted_locked(np);
-	spin_unlock(&np->lk);
-	if (want == np->armed || np->close_started)
-		return;
-	if (want == 0 || uv_poll_start(&np->poll, want, on_poll) != 0) {
-		uv_poll_stop(&np->poll);
-		want = 0;
+	int want = wanted_locked(np);
+	if (want != np->armed && !np->close_started) {
+		if (want == 0 || uv_poll_start(&np->poll, want, on_poll) != 0) {
+			uv_poll_stop(&np->poll);
+			want = 0;
+		}
+		np->armed = want;
 	}
-	np->armed = want;
+	spin_unlock(&np->lk);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -144,11 +156,21 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 	if (status < 0)
 		events = UV_READABLE | UV_WRITABLE; /* they retry, see the error */
+	if (events & UV_DISCONNECT)
+		events |= UV_READABLE | UV_WRITABLE;
 	spin_lock(&np->lk);
-	if (events & (UV_READABLE | UV_DISCONNECT))
-		n += take_all_locked(&np->rq, 0, &list);
-	if (events & (UV_WRITABLE | UV_DISCONNECT))
-		n += take_all_locked(&np->wq, 0, &list);
+	for (int dir = UV_READABLE; dir <= UV_WRITABLE; dir <<= 1) {
+		struct waitq *q = dir == UV_READABLE ? &np->rq : &np->wq;
+		if (!(events & dir))
+			continue;
+		if (q->head) {
+			n += take_all_locked(q, 0, &list);
+		} else {
+			/* Nobody waits: remember it, stop polling for it. */
+			np->ready |= dir;
+			np->keep &= ~dir;
+		}
+	}
 	spin_unlock(&np->lk);
 	wake_list(np, list, n);
 	rearm(np);
@@ -211,6 +233,13 @@ static void after_wait(void *arg)
 	if (sched_worker() == home) {
 		spin_unlock(&np->lk);
 		rearm(np);
+		return;
+	}
+	/* Already polled for (kept armed since the last wake-up): no need
+	 * to bother the home thread.  rearm changes `armed` under np->lk,
+	 * which we hold. */
+	if ((np->armed & wanted_locked(np)) == wanted_locked(np)) {
+		spin_unlock(&np->lk);
 		return;
 	}
 	bool posted = post_locked(np);
@@ -278,7 +307,7 @@ int netpoll_wait(struct netpoll *np, enum netpoll_mode mode, int64_t deadline)
 	iw.np = np;
 	iw.q = mode == NETPOLL_READ ? &np->rq : &np->wq;
 	if (timed) {
-		tm.when = deadline;
+		tm.when = deadline < INT64_MAX ? deadline : INT64_MAX - 1;
 		tm.fire = io_timeout_fire;
 		tm.arg = &iw;
 		if (timer_add(sched_worker(), &tm) < 0)
@@ -291,6 +320,16 @@ int netpoll_wait(struct netpoll *np, enum netpoll_mode mode, int64_t deadline)
 			timer_del(&tm);
 		return CO_ECANCELED;
 	}
+	int dir = mode == NETPOLL_READ ? UV_READABLE : UV_WRITABLE;
+	if (np->ready & dir) {
+		/* Readiness came while nobody waited: retry the call now. */
+		np->ready &= ~dir;
+		spin_unlock(&np->lk);
+		if (timed)
+			timer_del(&tm);
+		return 0;
+	}
+	np->keep |= dir;
 	waitq_push(iw.q, &iw.w);
 	pending_add(np->home, 1);
 	sched_park_on(WAIT_IO, np, after_wait, np);

@@ -340,6 +340,8 @@ CO_INTERNAL int64_t sched_coarse_now(void);
 CO_INTERNAL int sched_nprocs(void);
 /* A fast pseudo-random number (per worker state; select's poll order). */
 CO_INTERNAL uint32_t sched_rand(void);
+/* co_now() + ns, saturated below INT64_MAX (the heaps' "no timer"). */
+CO_INTERNAL int64_t sched_deadline_after(int64_t ns);
 CO_INTERNAL void sched_cpu_relax(void);
 CO_INTERNAL struct worker *sched_workers(void);
 CO_INTERNAL bool sched_running(void);

@@ -173,6 +173,14 @@ static inline uint32_t fastrand(struct worker *w)
 	return w->rand = x;
 }
 
+int64_t sched_deadline_after(int64_t ns)
+{
+	int64_t now = co_now();
+
+	/* Saturate: INT64_MAX itself means "no timer" to the heaps. */
+	return ns >= INT64_MAX - 1 - now ? INT64_MAX - 1 : now + ns;
+}
+
 uint32_t sched_rand(void)
 {
 	static _Thread_local uint32_t foreign = 0x2545f491u;
@@ -891,7 +899,7 @@ CO_EXTERN void co_sleep(int64_t ns)
 			;
 		return;
 	}
-	tm.when = co_now() + ns;
+	tm.when = sched_deadline_after(ns);
 	tm.fire = sleep_fire;
 	tm.arg = t;
 	if (timer_add(w, &tm) < 0) {
@@ -1028,8 +1036,18 @@ static struct task *spin_for_work(struct worker *w)
 		}
 		if (atomic_load_explicit(&S.stopping, memory_order_relaxed))
 			break;
-		if ((i & 15) == 15 && co_now() >= until)
-			break;
+		if ((i & 15) == 15) {
+			/* Readiness and completions can make work too: look
+			 * at this worker's loop without blocking (Go's
+			 * netpoll(0) while spinning). */
+			uv_poll_nowait(w);
+			if ((t = runq_get(w)) != NULL) {
+				spin_stop(w);
+				return t;
+			}
+			if (co_now() >= until)
+				break;
+		}
 		for (int k = 0; k < 20; k++)
 			cpu_relax();
 	}
@@ -1074,6 +1092,13 @@ static void deadlock_line(struct task *t, void *arg)
 
 static _Noreturn void deadlock_exit(void)
 {
+	static atomic_flag reported = ATOMIC_FLAG_INIT;
+
+	/* Several idle workers may find the deadlock at once: one reports,
+	 * the others wait for the exit. */
+	if (atomic_flag_test_and_set(&reported))
+		for (;;)
+			pause();
 	fflush(stdout);
 	fprintf(stderr, "fatal error: all goroutines are asleep - deadlock!\n\n");
 	if (fatal_dump_hook)
@@ -1366,8 +1391,25 @@ out_stacks:
 	return err;
 }
 
+/* Tasks abandoned when task 1 returned still own their names and label
+ * references; their stacks go with the regions. */
+static void release_abandoned(struct task *t, void *arg)
+{
+	(void)arg;
+	if (atomic_load(&t->state) == TASK_DEAD)
+		return;
+	if (t->name_heap)
+		free((void *)t->name);
+	t->name = NULL;
+	t->name_heap = 0;
+	if (t->labels && runtime_hooks.labels_unref)
+		runtime_hooks.labels_unref(t->labels);
+	t->labels = NULL;
+}
+
 static void runtime_fini(void)
 {
+	stack_each_slot(release_abandoned, NULL);
 	snapshot_signal_destroy();
 	fatal_signals_destroy();
 	free(S.workers);

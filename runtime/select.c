@@ -240,7 +240,7 @@ static int select_park(co_case *cases, size_t n, int64_t timeout_ns,
 			   &waiters[i]);
 	}
 	if (timed) {
-		tm.when = co_now() + timeout_ns;
+		tm.when = sched_deadline_after(timeout_ns);
 		tm.fire = select_timeout_fire;
 		tm.arg = &sel;
 		timed = timer_add(sched_worker(), &tm) == 0;

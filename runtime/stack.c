@@ -302,7 +302,9 @@ static uint32_t pool_take(struct worker *w)
 	pthread_mutex_lock(&stk.pool_lock);
 	n = stk.npool < CACHE_MOVE ? (uint32_t)stk.npool : CACHE_MOVE;
 	stk.npool -= n;
-	memcpy(w->slot_cache, stk.pool + stk.npool, n * sizeof(struct task *));
+	if (n)
+		memcpy(w->slot_cache, stk.pool + stk.npool,
+		       n * sizeof(struct task *));
 	pthread_mutex_unlock(&stk.pool_lock);
 	return n;
 }

@@ -220,9 +220,12 @@ static void mutex_unlock_slow(struct mutex *m)
 
 	spin_lock(&m->lk);
 	w = waitq_pop(&m->q);
+	/* Read the mode before an empty queue ends it: the last starving
+	 * waiter must still get the hand-off. */
+	bool starving = atomic_load(&m->state) & MUTEX_STARVING;
 	if (!m->q.head)
 		atomic_fetch_and(&m->state, ~(MUTEX_WAITERS | MUTEX_STARVING));
-	if (w && (atomic_load(&m->state) & MUTEX_STARVING)) {
+	if (w && starving) {
 		w->handoff = true; /* stays LOCKED: ownership moves to w */
 	} else {
 		if (w)
