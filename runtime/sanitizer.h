@@ -48,7 +48,15 @@ static inline void san_switch_finish(void *fake_save)
 		__asan_unpoison_memory_region(sp_, (t)->stack_hi -         \
 							   (uintptr_t)sp_); \
 	} while (0)
+static inline void san_unpoison_range(void *p, size_t len)
+{
+	__asan_unpoison_memory_region(p, len);
+}
 #else
+static inline void san_unpoison_range(void *p, size_t len)
+{
+	(void)p, (void)len;
+}
 static inline void san_switch_start(void **fake_save, bool dying,
 				    const void *bottom, size_t size)
 {

@@ -929,11 +929,12 @@ static void blocking_work(uv_work_t *req)
 static void blocking_done(uv_work_t *req, int status)
 {
 	struct blocking_req *b = req->data;
+	struct worker *w = b->worker; /* b dies with the caller's frame */
 	(void)status;
 	/* Ready before the count drops: the deadlock check reads the count
 	 * first, then the queues. */
 	sched_ready(b->task);
-	atomic_fetch_sub(&b->worker->uv_pending, 1);
+	atomic_fetch_sub(&w->uv_pending, 1);
 }
 
 /* After the caller has switched away: queue the call on this thread's loop. */
@@ -1405,6 +1406,11 @@ static void release_abandoned(struct task *t, void *arg)
 	if (t->labels && runtime_hooks.labels_unref)
 		runtime_hooks.labels_unref(t->labels);
 	t->labels = NULL;
+	/* Its live frames are poisoned; the next mapping at this address
+	 * must not inherit that (only the frames in use: unpoisoning whole
+	 * stacks would commit shadow for every byte of every region). */
+	san_unpoison_range((char *)t->ctx.sp - 512,
+			   t->stack_hi - ((uintptr_t)t->ctx.sp - 512));
 }
 
 static void runtime_fini(void)

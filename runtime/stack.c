@@ -59,15 +59,6 @@
 
 #include "runtime.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define STACK_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#include <sanitizer/asan_interface.h>
-#define STACK_ASAN 1
-#endif
-#endif
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -269,13 +260,9 @@ void stack_destroy(void)
 {
 	pthread_mutex_lock(&stk.region_lock);
 	for (uint32_t i = 0; i < stk.nregions; i++) {
-		size_t len = stk.slot_size * REGION_SLOTS;
-#ifdef STACK_ASAN
-		/* Abandoned tasks leave poisoned frames; the next mapping at
-		 * this address must not inherit them. */
-		__asan_unpoison_memory_region(stk.regions[i].base, len);
-#endif
-		munmap(stk.regions[i].base, len);
+		/* Poisoned frames were unpoisoned when their tasks exited, or
+		 * by sched's release_abandoned for tasks co_run left behind. */
+		munmap(stk.regions[i].base, stk.slot_size * REGION_SLOTS);
 	}
 	free(stk.regions);
 	stk.regions = NULL;
