@@ -156,8 +156,9 @@ static void announce(const char *why, const char *dir, int err,
 		     const char *path)
 {
 	if (err == 0)
-		fprintf(stderr, "copper: %s: wrote %s (and .pb.gz beside it)\n",
-			why, path);
+		fprintf(stderr, "copper: %s: wrote %s (and .pb.gz beside it); "
+				"stack guards: %s\n",
+			why, path, introspect_guard_mode());
 	else
 		fprintf(stderr, "copper: %s: cannot write a task snapshot to "
 				"%s: %s\n", why, dump_dir(dir), co_strerror(err));

@@ -34,6 +34,7 @@
 #include "copper.h"
 #include "pprof.h"
 #include "profiler.h"
+#include "runtime/introspect.h"
 
 #define FRAMES_MAX 32
 #define TASK_WAITING_STATE 3 /* enum task_state: TASK_WAITING */
@@ -150,7 +151,11 @@ static int write_proto(const struct snapshot *s, int fd)
 	}
 	pprof_time_set(b, s->time_nanos, 0);
 	pprof_symbolizer_set(b, prof_pprof_symbolize, NULL);
-	if ((err = pprof_sample_type_add(b, "goroutine", "count")) < 0 ||
+	char note[128];
+	snprintf(note, sizeof(note), "copper: stack guards: %s",
+		 introspect_guard_mode());
+	if ((err = pprof_comment_add(b, note)) < 0 ||
+	    (err = pprof_sample_type_add(b, "goroutine", "count")) < 0 ||
 	    (err = pprof_period_set(b, "goroutine", "count", 1)) < 0 ||
 	    (err = prof_pprof_add_mappings(b)) < 0)
 		goto out;
