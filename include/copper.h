@@ -310,11 +310,13 @@ CO_EXTERN int co_profile_count(co_profile *p);
 CO_EXTERN const char *co_profile_name(co_profile *p);
 
 /*
- * Sets labels on the calling task: NULL-terminated key, value pairs
+ * Sets labels on the calling task: key, value pairs ended by a NULL key
  * (co_labels_set("worker", "ingest", NULL)).  They replace earlier values
  * of the same keys, and tasks the caller creates from now on inherit
- * them.  A NULL value removes the key.  Returns 0, -EINVAL for an odd
- * list or an empty key, -EPERM outside a task, -ENOMEM.
+ * them.  An empty value "" removes the key.  Returns 0, -EINVAL for an
+ * odd list (a NULL value), an empty key or more than 64 pairs, -ERANGE if
+ * the task would hold more than 64 labels, -EPERM outside a task,
+ * -ENOMEM.
  */
 CO_EXTERN int co_labels_set(const char *key, const char *value, ...);
 /* Copies the value of the calling task's label key into buf; -ENOENT if

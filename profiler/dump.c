@@ -54,6 +54,8 @@ static struct {
 	size_t watch_max;           /* watchdog threshold, 0: off */
 	char *watch_dir;
 	bool watch_above;           /* count was above the threshold */
+	sigset_t worker0_mask;      /* worker 0's mask before co_run's */
+	bool worker0_masked;        /* ... and whether we changed it */
 } D = {.lock = PTHREAD_MUTEX_INITIALIZER, .pipe = {-1, -1}};
 
 /* ------------------------------------------------------------------------
@@ -189,26 +191,41 @@ static void watchdog_check(void)
 	free(dir);
 }
 
+/* The dump thread takes the dump signal and blocks every other one. */
+static void dump_thread_mask(void)
+{
+	sigset_t set;
+
+	sigfillset(&set);
+	pthread_mutex_lock(&D.lock);
+	if (D.signo)
+		sigdelset(&set, D.signo);
+	pthread_mutex_unlock(&D.lock);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
 static void *dump_thread(void *arg)
 {
 	struct pollfd pfd = {.fd = D.pipe[0], .events = POLLIN};
-	sigset_t all;
 	(void)arg;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	dump_thread_mask();
 	for (;;) {
 		char buf[64], path[4096];
 		int timeout = D.watch_max ? WATCHDOG_POLL_MS : -1;
 		int r = poll(&pfd, 1, timeout);
 		ssize_t n = r > 0 ? read(D.pipe[0], buf, sizeof(buf)) : 0;
 		bool stop = false, dump = false;
+		bool remask = false;
 		for (ssize_t i = 0; i < n; i++) {
 			stop |= buf[i] == 'q';
 			dump |= buf[i] == 'd';
+			remask |= buf[i] == 's';
 		}
 		if (stop)
 			return NULL;
+		if (remask)
+			dump_thread_mask();
 		if (dump) {
 			pthread_mutex_lock(&D.lock);
 			char *dir = D.sig_dir ? strdup(D.sig_dir) : NULL;
@@ -291,6 +308,18 @@ CO_EXTERN int co_dump_on_signal(int signo, const char *dir)
 out:
 	pthread_mutex_unlock(&D.lock);
 	free(copy);
+	if (err == 0) {
+		/* Workers block it, so the dump thread takes it; a task calling
+		 * this may run on worker 0, the caller's own thread. */
+		sigset_t one;
+		sigemptyset(&one);
+		sigaddset(&one, signo);
+		if (co_self())
+			pthread_sigmask(SIG_BLOCK, &one, NULL);
+		if (write(D.pipe[1], "s", 1) < 0) {
+			/* Full pipe: the thread is awake and will read it. */
+		}
+	}
 	return err;
 }
 
@@ -366,11 +395,30 @@ static int lifecycle_start(void)
 	}
 	if (getenv("COPPER_SIGDUMP") && strcmp(getenv("COPPER_SIGDUMP"), "0") == 0)
 		return 0;
+	/* This runs on worker 0, the thread that called co_run: block the
+	 * dump signal here for the run, so that the dump thread takes it
+	 * rather than a task running on this thread. */
+	sigset_t one;
+	sigemptyset(&one);
+	sigaddset(&one, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &one, &D.worker0_mask);
+	D.worker0_masked = true;
 	return co_dump_on_signal(SIGUSR1, NULL);
+}
+
+/* Writes one control byte, waiting for room if the pipe is full. */
+static void send_byte(char c)
+{
+	while (write(D.pipe[1], &c, 1) < 0 && (errno == EAGAIN || errno == EINTR))
+		poll(&(struct pollfd){.fd = D.pipe[1], .events = POLLOUT}, 1, 10);
 }
 
 static void lifecycle_stop(void)
 {
+	if (D.worker0_masked) {
+		pthread_sigmask(SIG_SETMASK, &D.worker0_mask, NULL);
+		D.worker0_masked = false;
+	}
 	pthread_mutex_lock(&D.lock);
 	bool running = D.running;
 	if (D.signo)
@@ -379,10 +427,7 @@ static void lifecycle_stop(void)
 	D.watch_max = 0;
 	pthread_mutex_unlock(&D.lock);
 	if (running) {
-		if (write(D.pipe[1], "q", 1) < 0) {
-			/* Full pipe: the thread reads it all, 'q' included,
-			 * only if it fits; retry blocking below. */
-		}
+		send_byte('q');
 		pthread_join(D.thread, NULL);
 		close(D.pipe[0]);
 		close(D.pipe[1]);

@@ -132,6 +132,19 @@ static int visible_pcs(const struct snapshot *s, const struct prof_task *t,
 	return n;
 }
 
+/* How many frames at the top of an inline chain are Copper's internals
+ * (static helpers inlined into a public function), to skip while the
+ * stack's leading internal frames are being hidden. */
+static int leading_internal_inlined(const struct prof_frame *fr, int nf,
+				    bool leading)
+{
+	int k = 0;
+
+	while (leading && k < nf - 1 && prof_frame_is_internal(&fr[k]))
+		k++;
+	return k;
+}
+
 /* ------------------------------------------------------------------------
  * debug=0: pprof protobuf
  * ---------------------------------------------------------------------- */
@@ -154,6 +167,11 @@ static int write_proto(const struct snapshot *s, int fd)
 	char note[128];
 	snprintf(note, sizeof(note), "copper: stack guards: %s",
 		 introspect_guard_mode());
+	if (s->truncated &&
+	    (err = pprof_comment_add(b, "copper: snapshot truncated: more "
+					"tasks than the snapshot had room "
+					"for; some are missing")) < 0)
+		goto out;
 	if ((err = pprof_comment_add(b, note)) < 0 ||
 	    (err = pprof_sample_type_add(b, "goroutine", "count")) < 0 ||
 	    (err = pprof_period_set(b, "goroutine", "count", 1)) < 0 ||
@@ -280,9 +298,10 @@ static void print_debug1_frames(FILE *f, const struct snapshot *s,
 			nf = prof_symbolize(t->pcs[i], exact, fr, FRAMES_MAX);
 			if (leading && prof_frame_is_internal(&fr[nf - 1]))
 				continue;
+			int k0 = leading_internal_inlined(fr, nf, leading);
 			leading = false;
 			uintptr_t pc = at_pc(t, i) - 1;
-			for (int k = 0; k < nf && n < PROF_MAX_FRAMES * 4; k++, n++) {
+			for (int k = k0; k < nf && n < PROF_MAX_FRAMES * 4; k++, n++) {
 				snprintf(lines[n].pc, sizeof(lines[n].pc),
 					 "%#" PRIxPTR, pc);
 				snprintf(lines[n].fn, sizeof(lines[n].fn),
@@ -392,8 +411,9 @@ static int print_frames(FILE *f, const struct snapshot *s,
 		nf = prof_symbolize(t->pcs[i], exact, fr, FRAMES_MAX);
 		if (leading && prof_frame_is_internal(&fr[nf - 1]))
 			continue;
+		int k0 = leading_internal_inlined(fr, nf, leading);
 		leading = false;
-		for (int k = 0; k < nf; k++, printed++) {
+		for (int k = k0; k < nf; k++, printed++) {
 			fprintf(f, "%s(...)\n\t%s:%d", fr[k].function, fr[k].file,
 				fr[k].line);
 			if (!fr[k].inlined && fr[k].entry && t->pcs[i] > fr[k].entry)
@@ -412,8 +432,10 @@ static void print_created_by(FILE *f, const struct prof_task *t)
 	if (t->creator_id == 0 || t->creator_pc == 0)
 		return; /* task 1, like goroutine 1 */
 	nf = prof_symbolize(t->creator_pc, false, fr, FRAMES_MAX);
+	/* The innermost frame holds the co_go call: its name and its line
+	 * (with the physical function's offset). */
 	fprintf(f, "created by %s in goroutine %" PRIu64 "\n\t%s:%d",
-		fr[nf - 1].function, t->creator_id, fr[0].file, fr[0].line);
+		fr[0].function, t->creator_id, fr[0].file, fr[0].line);
 	if (fr[nf - 1].entry && t->creator_pc > fr[nf - 1].entry)
 		fprintf(f, " +%#" PRIxPTR, t->creator_pc - fr[nf - 1].entry);
 	fputc('\n', f);
@@ -468,8 +490,10 @@ static void json_task(FILE *f, const struct snapshot *s,
 		fputs("null", f);
 	fputs(",\"status\":", f);
 	json_str(f, t->status);
+	bool waiting = t->state == TASK_WAITING_STATE ||
+		       t->state == TASK_SYSCALL_STATE;
 	fprintf(f, ",\"waiting_ns\":%" PRId64 ",\"creator\":%" PRIu64,
-		t->wait_since > 0 && s->mono_nanos > t->wait_since
+		waiting && t->wait_since > 0 && s->mono_nanos > t->wait_since
 			? s->mono_nanos - t->wait_since
 			: 0,
 		t->creator_id);
@@ -539,6 +563,9 @@ int goroutine_write(const struct snapshot *s, int fd, int debug)
 		return err;
 	}
 	setvbuf(f, NULL, _IOFBF, 1 << 16);
+	if (s->truncated)
+		fprintf(stderr, "copper: goroutine profile: snapshot truncated, "
+				"some tasks are missing\n");
 	err = debug == 1 ? write_debug1(s, f) : write_debug2(s, f);
 	if (fflush(f) != 0 && err == 0)
 		err = -errno;

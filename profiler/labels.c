@@ -68,8 +68,8 @@ static struct labels *labels_build(struct label_pair *pairs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (i + 1 < n && strcmp(pairs[i].key, pairs[i + 1].key) == 0)
 			continue;
-		if (!pairs[i].value)
-			continue;
+		if (!*pairs[i].value)
+			continue; /* "" removes the key (pprof drops it anyway) */
 		pairs[k++] = pairs[i];
 		bytes += strlen(pairs[i].key) + strlen(pairs[i].value) + 2;
 	}
@@ -98,7 +98,7 @@ CO_EXTERN int co_labels_set(const char *key, const char *value, ...)
 
 	if (!introspect_running() || !co_self())
 		return CO_EPERM;
-	if (!key || !*key)
+	if (!key || !*key || !value)
 		return CO_EINVAL;
 	cur = introspect_self_labels();
 	for (size_t i = 0; cur && i < cur->n; i++)
@@ -110,16 +110,24 @@ CO_EXTERN int co_labels_set(const char *key, const char *value, ...)
 		const char *k = va_arg(ap, const char *);
 		if (!k)
 			break;
-		if (!*k || n == sizeof(pairs) / sizeof(pairs[0])) {
+		const char *v = va_arg(ap, const char *);
+		/* A NULL value is the terminator met where a value belongs:
+		 * an odd list.  n never passes the array: a set holds at most
+		 * LABELS_MAX keys, and so does one call. */
+		if (!*k || !v || n == sizeof(pairs) / sizeof(pairs[0])) {
 			va_end(ap);
 			return CO_EINVAL;
 		}
 		pairs[n].key = k;
-		pairs[n++].value = va_arg(ap, const char *);
+		pairs[n++].value = v;
 	}
 	va_end(ap);
 	if (!(next = labels_build(pairs, n)))
 		return CO_ENOMEM;
+	if (next->n > LABELS_MAX) {
+		labels_unref(next);
+		return CO_ERANGE;
+	}
 	introspect_set_label_hooks(hook_ref, hook_unref);
 	labels_unref(introspect_self_labels_swap(next->n ? next : NULL));
 	if (!next->n)

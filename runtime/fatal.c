@@ -15,6 +15,7 @@
  * previous handler (or the default action), so ordinary crashes still dump
  * core and sanitizers still report.
  */
+#include <link.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -89,11 +90,42 @@ static void put_hex(char *buf, size_t *at, size_t cap, uintptr_t v)
 
 /* The overflowing task's return addresses, raw: nothing that symbolizes
  * is safe here (the fault may have hit inside malloc). */
+/* The executable's load address and extent, found at start-up (not in
+ * the handler): frames inside it print as exe+offset, which addr2line
+ * resolves for a PIE binary too. */
+static uintptr_t exe_base, exe_end;
+
+static int find_exe(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	exe_base = info->dlpi_addr;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t end = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+		if (ph->p_type == PT_LOAD && end > exe_end)
+			exe_end = end;
+	}
+	return 1; /* the first object is the executable */
+}
+
+static void put_frame(char *buf, size_t *n, size_t cap, uintptr_t pc)
+{
+	*n = put_str(buf, *n, cap, "\t");
+	put_hex(buf, n, cap, pc);
+	if (pc >= exe_base && pc < exe_end) {
+		*n = put_str(buf, *n, cap, " exe+");
+		put_hex(buf, n, cap, pc - exe_base);
+	}
+	*n = put_str(buf, *n, cap, "\n");
+}
+
 static void print_raw_frames(struct task *t, const ucontext_t *uc)
 {
-	char buf[2048];
-	size_t n = put_str(buf, 0, sizeof(buf), "\nframes (addresses; "
-				 "addr2line -f -e <binary> resolves them):\n");
+	char buf[4096];
+	size_t n = put_str(buf, 0, sizeof(buf),
+			   "\nframes (for exe+OFF: addr2line -f -e <program> "
+			   "OFF):\n");
 #if defined(__x86_64__)
 	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 	uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
@@ -101,16 +133,12 @@ static void print_raw_frames(struct task *t, const ucontext_t *uc)
 	uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
 	uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
 #endif
-	n = put_str(buf, n, sizeof(buf), "\t");
-	put_hex(buf, &n, sizeof(buf), pc);
-	n = put_str(buf, n, sizeof(buf), "\n");
+	put_frame(buf, &n, sizeof(buf), pc);
 	for (int i = 0; i < 32 && fp >= t->stack_lo && fp + 16 <= t->stack_hi &&
 			(fp & 7) == 0;
 	     i++) {
 		const uintptr_t *rec = (const uintptr_t *)fp;
-		n = put_str(buf, n, sizeof(buf), "\t");
-		put_hex(buf, &n, sizeof(buf), rec[1]);
-		n = put_str(buf, n, sizeof(buf), "\n");
+		put_frame(buf, &n, sizeof(buf), rec[1]);
 		if (rec[0] <= fp)
 			break;
 		fp = rec[0];
@@ -154,7 +182,10 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
 	struct task *t = w ? w->current : NULL;
 	struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
 
-	if (t && stack_addr_in_guard(t, (uintptr_t)si->si_addr)) {
+	/* A guard page touched; or, in canary mode (no guard), a fault with
+	 * the canary gone: a deep overflow ran into unmapped memory. */
+	if (t && (stack_addr_in_guard(t, (uintptr_t)si->si_addr) ||
+		  (t->has_canary && !stack_canary_ok(t)))) {
 		char msg[512];
 		size_t n = 0;
 		n = put_str(msg, n, sizeof(msg),
@@ -175,7 +206,11 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
 			/* Nothing more to do: we are exiting anyway. */
 		}
 		print_raw_frames(t, uc);
-		try_full_dump();
+		/* Past a guard page nothing else was touched; without one (a
+		 * canary), the overflow wrote over its neighbours' stacks and
+		 * records, and a dump could trip over them. */
+		if (stack_addr_in_guard(t, (uintptr_t)si->si_addr))
+			try_full_dump();
 		_exit(2);
 	}
 	/* Not ours: put the previous disposition back and return; the
@@ -191,6 +226,9 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
 int fatal_signals_init(void)
 {
 	struct sigaction sa;
+
+	if (!exe_end)
+		dl_iterate_phdr(find_exe, NULL);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = fault_handler;

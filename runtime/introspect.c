@@ -207,7 +207,13 @@ static void record_saved(struct task *t, uint64_t epoch)
 	/* A task that is being switched in shows the state it had. */
 	if (s == TASK_RUNNING)
 		s = TASK_RUNNABLE;
-	record(t, s, 0, (uintptr_t)t->ctx.sp + SWITCH_FRAME_OFFSET);
+	if (!t->started) {
+		/* Never ran: its entry function at its entry pc, as Go shows
+		 * a goroutine that has not started. */
+		record(t, s, (uintptr_t)t->fn, 0);
+	} else {
+		record(t, s, 0, (uintptr_t)t->ctx.sp + SWITCH_FRAME_OFFSET);
+	}
 	release(t, epoch, true);
 }
 

@@ -148,6 +148,8 @@ struct task {
 	_Atomic uint8_t wait_reason; /* enum wait_reason while WAITING */
 	uint8_t name_heap;         /* 1 if name points to malloc'd memory */
 	uint8_t has_canary;        /* set at carve in GUARD_CANARY mode */
+	uint8_t started;           /* 0 until task_main first runs: its saved
+				      frame is the trampoline's, not a call */
 	_Atomic uint8_t on_cpu;    /* 1 from just before it is switched in
 				      until the next context has finished
 				      switching away from it: while 1 its

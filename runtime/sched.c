@@ -709,6 +709,7 @@ static void task_main(void *arg)
 
 	san_switch_finish(NULL);
 	after_switch(sched_worker());
+	t->started = 1;
 	t->fn(t->arg);
 	task_exit();
 }
@@ -777,6 +778,7 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 		task_set_name(t, name);
 	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
 	atomic_store_explicit(&t->on_cpu, 0, memory_order_relaxed);
+	t->started = 0;
 	snapshot_task_born(t);
 	switch_init_stack(&t->ctx, (void *)t, task_main, t);
 	if (runtime_hooks.spawn)
@@ -1317,6 +1319,8 @@ static void *worker_thread(void *arg)
 	sigdelset(&all, SIGFPE);
 	sigdelset(&all, SIGILL);
 	sigdelset(&all, SIGURG); /* snapshot requests (introspect.c) */
+	/* Everything else, SIGPIPE and the dump signal included, is left to
+	 * other threads (the dump thread takes the dump signal). */
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	worker_bind_thread(w);
 	fatal_thread_init();
@@ -1454,10 +1458,15 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 		return CO_EBUSY;
 	if ((err = runtime_init()) != 0)
 		goto out;
-	/* The calling thread becomes worker 0. */
-	sigemptyset(&urg);
-	sigaddset(&urg, SIGURG);
-	pthread_sigmask(SIG_UNBLOCK, &urg, &old_mask);
+	/* The calling thread becomes worker 0, with the workers' mask for
+	 * the signals that matter to the runtime: SIGURG delivered (snapshot
+	 * requests), SIGPIPE blocked (a write to a closed pipe or socket
+	 * returns EPIPE on every worker alike). */
+	pthread_sigmask(SIG_SETMASK, NULL, &old_mask);
+	urg = old_mask;
+	sigdelset(&urg, SIGURG);
+	sigaddset(&urg, SIGPIPE);
+	pthread_sigmask(SIG_SETMASK, &urg, NULL);
 	worker_bind_thread(&S.workers[0]);
 	fatal_thread_init();
 	if (spawn(NULL, main_fn, arg, (uintptr_t)__builtin_return_address(0)) !=
