@@ -145,6 +145,41 @@ static int leading_internal_inlined(const struct prof_frame *fr, int nf,
 	return k;
 }
 
+/* Called for each frame a printer shows: stack entry i of t, frame k of
+ * its inline chain fr[0..nf). */
+typedef void (*frame_fn)(const struct prof_task *t, int i,
+			 const struct prof_frame *fr, int k, void *arg);
+
+/*
+ * Walks the frames of t that a printer shows, innermost first: task
+ * entries never; with hide_internal, the leading frames of Copper's
+ * runtime too (physical ones, and internal helpers inlined at the top of
+ * the first shown chain).  Returns how many frames it passed to fn.
+ */
+static int each_shown_frame(const struct snapshot *s, const struct prof_task *t,
+			    bool hide_internal, frame_fn fn, void *arg)
+{
+	bool leading = hide_internal;
+	int shown = 0;
+
+	for (int i = 0; i < t->npcs; i++) {
+		bool exact = i == 0 && t->leaf_is_pc;
+		struct prof_frame fr[FRAMES_MAX];
+		int nf;
+
+		if (prof_pc_is_entry(s, t->pcs[i], exact))
+			continue;
+		nf = prof_symbolize(t->pcs[i], exact, fr, FRAMES_MAX);
+		if (leading && prof_frame_is_internal(&fr[nf - 1]))
+			continue;
+		int k0 = leading_internal_inlined(fr, nf, leading);
+		leading = false;
+		for (int k = k0; k < nf; k++, shown++)
+			fn(t, i, fr, k, arg);
+	}
+	return shown;
+}
+
 /* ------------------------------------------------------------------------
  * debug=0: pprof protobuf
  * ---------------------------------------------------------------------- */
@@ -277,48 +312,45 @@ static void print_tab_block(FILE *f, const struct tab_line *l, int n)
 	}
 }
 
+struct tab_block {
+	struct tab_line *lines;
+	int n, cap;
+};
+
+static void add_tab_line(const struct prof_task *t, int i,
+			 const struct prof_frame *fr, int k, void *arg)
+{
+	struct tab_block *b = arg;
+	uintptr_t pc = at_pc(t, i) - 1;
+
+	if (b->n == b->cap)
+		return;
+	snprintf(b->lines[b->n].pc, sizeof(b->lines[b->n].pc), "%#" PRIxPTR, pc);
+	snprintf(b->lines[b->n].fn, sizeof(b->lines[b->n].fn), "%s+%#" PRIxPTR,
+		 fr[k].function,
+		 fr[k].entry && pc >= fr[k].entry ? pc - fr[k].entry : 0);
+	snprintf(b->lines[b->n].pos, sizeof(b->lines[b->n].pos), "%s:%d",
+		 fr[k].file, fr[k].line);
+	b->n++;
+}
+
 /* The frame lines of one record (allFrames=false: leading runtime frames
  * and task entries hidden; everything again if that hides all). */
 static void print_debug1_frames(FILE *f, const struct snapshot *s,
 				const struct prof_task *t)
 {
-	struct tab_line *lines = calloc(PROF_MAX_FRAMES * 4, sizeof(*lines));
-	int n = 0;
+	struct tab_block b = {calloc(PROF_MAX_FRAMES * 4, sizeof(*b.lines)), 0,
+			      PROF_MAX_FRAMES * 4};
 
-	if (!lines)
+	if (!b.lines)
 		return;
-	for (int pass = 0; pass < 2 && n == 0; pass++) {
-		bool leading = pass == 0;
-		for (int i = 0; i < t->npcs; i++) {
-			bool exact = i == 0 && t->leaf_is_pc;
-			struct prof_frame fr[FRAMES_MAX];
-			int nf;
-			if (prof_pc_is_entry(s, t->pcs[i], exact))
-				continue;
-			nf = prof_symbolize(t->pcs[i], exact, fr, FRAMES_MAX);
-			if (leading && prof_frame_is_internal(&fr[nf - 1]))
-				continue;
-			int k0 = leading_internal_inlined(fr, nf, leading);
-			leading = false;
-			uintptr_t pc = at_pc(t, i) - 1;
-			for (int k = k0; k < nf && n < PROF_MAX_FRAMES * 4; k++, n++) {
-				snprintf(lines[n].pc, sizeof(lines[n].pc),
-					 "%#" PRIxPTR, pc);
-				snprintf(lines[n].fn, sizeof(lines[n].fn),
-					 "%s+%#" PRIxPTR, fr[k].function,
-					 fr[k].entry && pc >= fr[k].entry
-						 ? pc - fr[k].entry
-						 : 0);
-				snprintf(lines[n].pos, sizeof(lines[n].pos),
-					 "%s:%d", fr[k].file, fr[k].line);
-			}
-		}
-	}
-	if (n == 0)
+	if (each_shown_frame(s, t, true, add_tab_line, &b) == 0)
+		each_shown_frame(s, t, false, add_tab_line, &b);
+	if (b.n == 0)
 		fputs("#\t0x0\n", f);
 	else
-		print_tab_block(f, lines, n);
-	free(lines);
+		print_tab_block(f, b.lines, b.n);
+	free(b.lines);
 }
 
 static int write_debug1(const struct snapshot *s, FILE *f)
@@ -394,34 +426,15 @@ static void print_header(FILE *f, const struct snapshot *s,
 	fputs("]:\n", f);
 }
 
-/* Prints the frames of t; returns how many. */
-static int print_frames(FILE *f, const struct snapshot *s,
-			const struct prof_task *t, bool hide_internal)
+static void print_frame(const struct prof_task *t, int i,
+			const struct prof_frame *fr, int k, void *arg)
 {
-	bool leading = hide_internal;
-	int printed = 0;
+	FILE *f = arg;
 
-	for (int i = 0; i < t->npcs; i++) {
-		bool exact = i == 0 && t->leaf_is_pc;
-		struct prof_frame fr[FRAMES_MAX];
-		int nf;
-
-		if (prof_pc_is_entry(s, t->pcs[i], exact))
-			continue;
-		nf = prof_symbolize(t->pcs[i], exact, fr, FRAMES_MAX);
-		if (leading && prof_frame_is_internal(&fr[nf - 1]))
-			continue;
-		int k0 = leading_internal_inlined(fr, nf, leading);
-		leading = false;
-		for (int k = k0; k < nf; k++, printed++) {
-			fprintf(f, "%s(...)\n\t%s:%d", fr[k].function, fr[k].file,
-				fr[k].line);
-			if (!fr[k].inlined && fr[k].entry && t->pcs[i] > fr[k].entry)
-				fprintf(f, " +%#" PRIxPTR, t->pcs[i] - fr[k].entry);
-			fputc('\n', f);
-		}
-	}
-	return printed;
+	fprintf(f, "%s(...)\n\t%s:%d", fr[k].function, fr[k].file, fr[k].line);
+	if (!fr[k].inlined && fr[k].entry && t->pcs[i] > fr[k].entry)
+		fprintf(f, " +%#" PRIxPTR, t->pcs[i] - fr[k].entry);
+	fputc('\n', f);
 }
 
 static void print_created_by(FILE *f, const struct prof_task *t)
@@ -447,8 +460,8 @@ void goroutine_print_task(FILE *f, const struct snapshot *s,
 	print_header(f, s, t);
 	if (t->npcs == 0)
 		fputs("\tgoroutine running on other thread; stack unavailable\n", f);
-	else if (print_frames(f, s, t, true) == 0)
-		print_frames(f, s, t, false);
+	else if (each_shown_frame(s, t, true, print_frame, f) == 0)
+		each_shown_frame(s, t, false, print_frame, f);
 	print_created_by(f, t);
 }
 
@@ -480,6 +493,26 @@ static void json_str(FILE *f, const char *str)
 	fputc('"', f);
 }
 
+struct json_frames {
+	FILE *f;
+	bool first;
+};
+
+static void json_frame(const struct prof_task *t, int i,
+		       const struct prof_frame *fr, int k, void *arg)
+{
+	struct json_frames *jf = arg;
+	(void)t;
+	(void)i;
+
+	fputs(jf->first ? "{\"function\":" : ",{\"function\":", jf->f);
+	json_str(jf->f, fr[k].function);
+	fputs(",\"file\":", jf->f);
+	json_str(jf->f, fr[k].file);
+	fprintf(jf->f, ",\"line\":%d}", fr[k].line);
+	jf->first = false;
+}
+
 static void json_task(FILE *f, const struct snapshot *s,
 		      const struct prof_task *t)
 {
@@ -505,22 +538,8 @@ static void json_task(FILE *f, const struct snapshot *s,
 		json_str(f, t->labels->pairs[i].value);
 	}
 	fputs("},\"frames\":[", f);
-	bool first = true;
-	for (int i = 0; i < t->npcs; i++) {
-		bool exact = i == 0 && t->leaf_is_pc;
-		struct prof_frame fr[FRAMES_MAX];
-		if (prof_pc_is_entry(s, t->pcs[i], exact))
-			continue;
-		int nf = prof_symbolize(t->pcs[i], exact, fr, FRAMES_MAX);
-		for (int k = 0; k < nf; k++) {
-			fputs(first ? "{\"function\":" : ",{\"function\":", f);
-			json_str(f, fr[k].function);
-			fputs(",\"file\":", f);
-			json_str(f, fr[k].file);
-			fprintf(f, ",\"line\":%d}", fr[k].line);
-			first = false;
-		}
-	}
+	struct json_frames jf = {f, true};
+	each_shown_frame(s, t, false, json_frame, &jf);
 	fputs("]}", f);
 }
 

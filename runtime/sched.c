@@ -669,6 +669,19 @@ void sched_ready(struct task *t)
 	wakep();
 }
 
+/* Drops what a task owns besides its slot: a heap copy of its name and
+ * its reference to a label set. */
+static void task_release(struct task *t)
+{
+	if (t->name_heap)
+		free((void *)t->name);
+	t->name = NULL;
+	t->name_heap = 0;
+	if (t->labels && runtime_hooks.labels_unref)
+		runtime_hooks.labels_unref(t->labels);
+	t->labels = NULL;
+}
+
 static _Noreturn void task_exit(void)
 {
 	struct worker *w = sched_worker();
@@ -681,13 +694,7 @@ static _Noreturn void task_exit(void)
 		snapshot_before_exit(t);
 	if (t->id == 1)
 		request_stop(); /* co_run returns; the rest are abandoned */
-	if (t->name_heap)
-		free((void *)t->name);
-	t->name = NULL;
-	t->name_heap = 0;
-	if (t->labels && runtime_hooks.labels_unref)
-		runtime_hooks.labels_unref(t->labels);
-	t->labels = NULL;
+	task_release(t);
 	t->id = 0;
 	atomic_store_explicit(&t->state, TASK_DEAD, memory_order_release);
 	atomic_store_explicit(&w->nexited,
@@ -1403,13 +1410,7 @@ static void release_abandoned(struct task *t, void *arg)
 	(void)arg;
 	if (atomic_load(&t->state) == TASK_DEAD)
 		return;
-	if (t->name_heap)
-		free((void *)t->name);
-	t->name = NULL;
-	t->name_heap = 0;
-	if (t->labels && runtime_hooks.labels_unref)
-		runtime_hooks.labels_unref(t->labels);
-	t->labels = NULL;
+	task_release(t);
 	/* Its live frames are poisoned; the next mapping at this address
 	 * must not inherit that (only the frames in use: unpoisoning whole
 	 * stacks would commit shadow for every byte of every region). */
