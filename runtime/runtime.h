@@ -310,6 +310,10 @@ struct worker {
 	_Atomic uint32_t uv_pending;              /* libuv requests in flight:
 						     what can still wake a task */
 	bool spinning;                            /* looking for work */
+	struct worker *rn_victim;                 /* runnext seen while */
+	struct task *rn_task;                     /* stealing: whose, which, */
+	uint64_t rn_nswitch;                      /* at which switch count, */
+	int64_t rn_since;                         /* and since when */
 	bool idle;                                /* on the idle list */
 	struct worker *idle_next;                 /* idle list link */
 	spinlock inbox_lk;                        /* guards inbox */

@@ -87,6 +87,7 @@
 
 #define SCHED_GLOBAL_EVERY 61 /* rounds between forced scheduler visits */
 #define SPIN_NS 50000         /* how long an idle worker spins for work */
+#define RUNNEXT_STEAL_NS 40000 /* before a thief takes a runnext task */
 #define ID_BATCH 16           /* task ids a worker reserves at once (Go: 16) */
 
 static struct {
@@ -334,6 +335,38 @@ static bool runq_empty(struct worker *w)
 }
 
 /*
+ * Takes victim's runnext only once it has sat there, with the victim not
+ * switching, for RUNNEXT_STEAL_NS.  A task readied into runnext is usually
+ * the partner of the running one (a channel send wakes the receiver, the
+ * sender parks soon after): stealing it splits the pair across workers and
+ * every message then costs a cache-line transfer (bufchan: 16 M/s split,
+ * 70 M/s together).  Go waits about 3 us; we wait longer, still within a
+ * spinning thief's budget (SPIN_NS), so a woken task whose waker keeps
+ * running is picked up after at most that long.
+ */
+static struct task *steal_runnext(struct worker *w, struct worker *victim)
+{
+	struct task *next = atomic_load(&victim->runnext);
+	uint64_t sw = atomic_load(&victim->nswitch);
+
+	if (!next)
+		return NULL;
+	if (w->rn_victim != victim || w->rn_task != next || w->rn_nswitch != sw) {
+		w->rn_victim = victim;
+		w->rn_task = next;
+		w->rn_nswitch = sw;
+		w->rn_since = co_now();
+		return NULL;
+	}
+	if (co_now() - w->rn_since < RUNNEXT_STEAL_NS)
+		return NULL;
+	w->rn_task = NULL;
+	if (atomic_compare_exchange_strong(&victim->runnext, &next, NULL))
+		return next;
+	return NULL;
+}
+
+/*
  * Steals half of victim's ring into w's (empty) ring and returns one task
  * to run.  runnext is taken only if it stayed put while the victim did no
  * switch for a moment: a task readied into runnext is usually about to run
@@ -351,21 +384,8 @@ static struct task *runq_steal(struct worker *w, struct worker *victim)
 						   memory_order_acquire);
 		uint32_t n = tl - h;
 		n -= n / 2;
-		if (n == 0) {
-			struct task *next = atomic_load(&victim->runnext);
-			if (!next)
-				return NULL;
-			uint64_t sw = atomic_load(&victim->nswitch);
-			for (int i = 0; i < 200; i++)
-				cpu_relax();
-			if (atomic_load(&victim->nswitch) != sw ||
-			    atomic_load(&victim->runnext) != next)
-				return NULL;
-			if (atomic_compare_exchange_strong(&victim->runnext,
-							   &next, NULL))
-				return next;
-			return NULL;
-		}
+		if (n == 0)
+			return steal_runnext(w, victim);
 		if (n > RUNQ_SIZE / 2)
 			continue; /* read head and tail out of step */
 		for (uint32_t i = 0; i < n; i++) {
