@@ -290,15 +290,17 @@ static void print_tab_block(FILE *f, const struct tab_line *l, int n)
 	size_t w_pc = 0, w_fn = 0;
 
 	for (int i = 0; i < n; i++) {
-		if (strlen(l[i].pc) > w_pc)
-			w_pc = strlen(l[i].pc);
-		if (strlen(l[i].fn) > w_fn)
-			w_fn = strlen(l[i].fn);
+		size_t pc_len = strnlen(l[i].pc, sizeof(l[i].pc));
+		size_t fn_len = strnlen(l[i].fn, sizeof(l[i].fn));
+		if (pc_len > w_pc)
+			w_pc = pc_len;
+		if (fn_len > w_fn)
+			w_fn = fn_len;
 	}
 	size_t c0 = 8, c1 = (w_pc + 1 + 7) / 8 * 8, c2 = (w_fn + 1 + 7) / 8 * 8;
 	for (int i = 0; i < n; i++) {
-		size_t t1 = (c1 - strlen(l[i].pc) + 7) / 8;
-		size_t t2 = (c2 - strlen(l[i].fn) + 7) / 8;
+		size_t t1 = (c1 - strnlen(l[i].pc, sizeof(l[i].pc)) + 7) / 8;
+		size_t t2 = (c2 - strnlen(l[i].fn, sizeof(l[i].fn)) + 7) / 8;
 		fputc('#', f);
 		for (size_t k = 0; k < (c0 - 1 + 7) / 8; k++)
 			fputc('\t', f);
@@ -326,7 +328,8 @@ static void add_tab_line(const struct prof_task *t, int i,
 	if (b->n == b->cap)
 		return;
 	snprintf(b->lines[b->n].pc, sizeof(b->lines[b->n].pc), "%#" PRIxPTR, pc);
-	snprintf(b->lines[b->n].fn, sizeof(b->lines[b->n].fn), "%s+%#" PRIxPTR,
+	/* Go's %#x: "0x0" for zero too (C's %#x prints a bare "0"). */
+	snprintf(b->lines[b->n].fn, sizeof(b->lines[b->n].fn), "%s+0x%" PRIxPTR,
 		 fr[k].function,
 		 fr[k].entry && pc >= fr[k].entry ? pc - fr[k].entry : 0);
 	snprintf(b->lines[b->n].pos, sizeof(b->lines[b->n].pos), "%s:%d",
@@ -521,6 +524,10 @@ static void json_task(FILE *f, const struct snapshot *s,
 		json_str(f, t->name);
 	else
 		fputs("null", f);
+	static const char *const states[] = {"dead", "runnable", "running",
+					     "waiting", "syscall"};
+	fputs(",\"state\":", f);
+	json_str(f, t->state >= 0 && t->state < 5 ? states[t->state] : "?");
 	fputs(",\"status\":", f);
 	json_str(f, t->status);
 	bool waiting = t->state == TASK_WAITING_STATE ||

@@ -93,7 +93,7 @@ CO_EXTERN int co_labels_set(const char *key, const char *value, ...)
 {
 	struct label_pair pairs[2 * LABELS_MAX];
 	struct labels *cur, *next;
-	size_t n = 0;
+	size_t n = 0, given = 1;
 	va_list ap;
 
 	if (!introspect_running() || !co_self())
@@ -114,7 +114,8 @@ CO_EXTERN int co_labels_set(const char *key, const char *value, ...)
 		/* A NULL value is the terminator met where a value belongs:
 		 * an odd list.  n never passes the array: a set holds at most
 		 * LABELS_MAX keys, and so does one call. */
-		if (!*k || !v || n == sizeof(pairs) / sizeof(pairs[0])) {
+		if (!*k || !v || ++given > LABELS_MAX ||
+		    n == sizeof(pairs) / sizeof(pairs[0])) {
 			va_end(ap);
 			return CO_EINVAL;
 		}

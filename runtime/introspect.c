@@ -262,9 +262,9 @@ static void snapshot_signal(int sig, siginfo_t *si, void *ucv)
 	uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
 #endif
 	/* Only task code, not the scheduler or a half-done switch. */
-	if (!t || !atomic_load(&t->on_cpu) || sp < t->stack_lo ||
-	    sp >= t->stack_hi)
-		goto out;
+	if (!t || t->id == 0 || !atomic_load(&t->on_cpu) ||
+	    sp < t->stack_lo || sp >= t->stack_hi)
+		goto out; /* id 0: exiting, after its own check for a snapshot */
 	uint64_t epoch = atomic_load(&snapshot_gate.epoch);
 	if (claim(t, epoch)) {
 		record(t, TASK_RUNNING, pc, fp);
@@ -308,7 +308,7 @@ static void walk_slot(struct task *t, void *arg)
 	struct walk_state *ws = arg;
 	enum task_state s = atomic_load(&t->state);
 
-	if (s == TASK_DEAD || !claim(t, ws->epoch))
+	if (s == TASK_DEAD || t->id == 0 || !claim(t, ws->epoch))
 		return;
 	if (atomic_load(&t->on_cpu)) {
 		release(t, ws->epoch, false); /* running: its worker records it */
@@ -332,7 +332,7 @@ static void catch_running(struct walk_state *ws)
 		struct worker *self = sched_worker();
 		for (int i = 0; i < sched_nprocs(); i++) {
 			struct worker *w = &sched_workers()[i];
-			if (w != self)
+			if (w != self && atomic_load(&w->thread_live))
 				pthread_kill(w->thread, SIGURG);
 		}
 		struct timespec ts = {0, pass < 10 ? 20000 : 200000};

@@ -284,6 +284,8 @@ struct worker {
 						     runnext */
 	int id;                                   /* 0 .. procs-1 */
 	pthread_t thread;                         /* its OS thread */
+	_Atomic bool thread_live;                 /* thread set and running:
+						     it may be signalled */
 	uv_async_t wake;                          /* wakes it from idle */
 
 	/* Owned by the worker's thread. */
@@ -293,11 +295,11 @@ struct worker {
 	size_t sched_stack_size;                  /* for sanitizers */
 	void *sched_fake_stack;                   /* ASan fake stack */
 	uint32_t tick;                            /* scheduling rounds */
-	struct task *yield_slot;                  /* a yielded task, runnable,
-						     behind the run queue; not
-						     stealable until the next
-						     scheduler visit flushes it
-						     into the ring (co_yield) */
+	_Atomic(struct task *) yield_slot;        /* a yielded task, runnable,
+						     behind the run queue;
+						     thieves take it only after
+						     RUNNEXT_STEAL_NS without
+						     a switch (co_yield) */
 	uint32_t rand;                            /* xorshift state */
 	enum after_op after_op;                   /* pending after-switch op */
 	struct task *after_task;                  /* ... on this task */
@@ -310,10 +312,9 @@ struct worker {
 	_Atomic uint32_t uv_pending;              /* libuv requests in flight:
 						     what can still wake a task */
 	bool spinning;                            /* looking for work */
-	struct worker *rn_victim;                 /* runnext seen while */
-	struct task *rn_task;                     /* stealing: whose, which, */
-	uint64_t rn_nswitch;                      /* at which switch count, */
-	int64_t rn_since;                         /* and since when */
+	struct worker *rn_victim;                 /* a victim seen with a */
+	uint64_t rn_nswitch;                      /* runnext: its switch count */
+	int64_t rn_since;                         /* then, and since when */
 	bool idle;                                /* on the idle list */
 	struct worker *idle_next;                 /* idle list link */
 	spinlock inbox_lk;                        /* guards inbox */

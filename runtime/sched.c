@@ -335,8 +335,8 @@ static bool runq_empty(struct worker *w)
 }
 
 /*
- * Takes victim's runnext only once it has sat there, with the victim not
- * switching, for RUNNEXT_STEAL_NS.  A task readied into runnext is usually
+ * Takes victim's runnext (or its yield slot) only once the victim has not
+ * switched for RUNNEXT_STEAL_NS.  A task readied into runnext is usually
  * the partner of the running one (a channel send wakes the receiver, the
  * sender parks soon after): stealing it splits the pair across workers and
  * every message then costs a cache-line transfer (bufchan: 16 M/s split,
@@ -347,22 +347,27 @@ static bool runq_empty(struct worker *w)
 static struct task *steal_runnext(struct worker *w, struct worker *victim)
 {
 	struct task *next = atomic_load(&victim->runnext);
+	struct task *slot = atomic_load(&victim->yield_slot);
 	uint64_t sw = atomic_load(&victim->nswitch);
 
-	if (!next)
+	if (!next && !slot)
 		return NULL;
-	if (w->rn_victim != victim || w->rn_task != next || w->rn_nswitch != sw) {
+	if (w->rn_victim != victim || w->rn_nswitch != sw) {
 		w->rn_victim = victim;
-		w->rn_task = next;
 		w->rn_nswitch = sw;
 		w->rn_since = co_now();
 		return NULL;
 	}
 	if (co_now() - w->rn_since < RUNNEXT_STEAL_NS)
 		return NULL;
-	w->rn_task = NULL;
-	if (atomic_compare_exchange_strong(&victim->runnext, &next, NULL))
+	/* The victim has run one task for a while: whatever waits in its
+	 * runnext or yield slot would wait for as long as that task runs. */
+	w->rn_victim = NULL;
+	if (next && atomic_compare_exchange_strong(&victim->runnext, &next, NULL))
 		return next;
+	if (slot && atomic_compare_exchange_strong(&victim->yield_slot, &slot,
+						   NULL))
+		return slot;
 	return NULL;
 }
 
@@ -538,7 +543,8 @@ static inline void after_switch(struct worker *w)
 		runq_put_tail(w, prev);
 		break;
 	case AFTER_YIELD_SLOT:
-		w->yield_slot = prev;
+		atomic_store_explicit(&w->yield_slot, prev,
+				      memory_order_release);
 		break;
 	case AFTER_EXIT:
 		stack_slot_put(w, prev);
@@ -584,10 +590,8 @@ static inline struct task *pick_next_local(struct worker *w)
 	if (unlikely(atomic_load_explicit(&S.stopping, memory_order_relaxed)))
 		return NULL;
 	struct task *t = runq_get(w);
-	if (!t && w->yield_slot) {
-		t = w->yield_slot;
-		w->yield_slot = NULL;
-	}
+	if (!t && atomic_load_explicit(&w->yield_slot, memory_order_relaxed))
+		t = atomic_exchange(&w->yield_slot, NULL);
 	return t;
 }
 
@@ -860,10 +864,9 @@ CO_EXTERN void co_yield(void)
 	if (next) {
 		/* Keep round-robin order: the slot's task goes behind the
 		 * ring, the caller behind it. */
-		if (w->yield_slot) {
-			runq_put_tail(w, w->yield_slot);
-			w->yield_slot = NULL;
-		}
+		struct task *slot = atomic_exchange(&w->yield_slot, NULL);
+		if (slot)
+			runq_put_tail(w, slot);
 		w->after_op = AFTER_YIELD_SLOT;
 	} else {
 		/* Through the scheduler, which flushes the slot anyway. */
@@ -1196,11 +1199,9 @@ static struct task *find_work(struct worker *w)
 {
 	struct task *t;
 
-	if (w->yield_slot) {
-		/* Make the yielded task stealable, behind the run queue. */
-		runq_put_tail(w, w->yield_slot);
-		w->yield_slot = NULL;
-	}
+	struct task *slot = atomic_exchange(&w->yield_slot, NULL);
+	if (slot) /* to the ring, behind the run queue */
+		runq_put_tail(w, slot);
 	for (;;) {
 		if (atomic_load(&S.stopping))
 			return NULL;
@@ -1325,6 +1326,7 @@ static void worker_bind_thread(struct worker *w)
 
 	tls_worker = w;
 	w->thread = pthread_self();
+	atomic_store(&w->thread_live, true);
 	w->sched_stack_lo = NULL;
 	w->sched_stack_size = 0;
 	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -1490,16 +1492,21 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 	pthread_sigmask(SIG_SETMASK, &urg, NULL);
 	worker_bind_thread(&S.workers[0]);
 	fatal_thread_init();
-	if (spawn(NULL, main_fn, arg, (uintptr_t)__builtin_return_address(0)) !=
-	    1) {
+	/* The profiler's start-up (its environment checks, the dump signal)
+	 * completes before task 1 can run: a bad COPPER_SIGDUMP must stop
+	 * co_run before main_fn starts, and an early SIGUSR1 must find its
+	 * handler. */
+	err = runtime_hooks.start ? runtime_hooks.start() : 0;
+	if (err == 0 && spawn(NULL, main_fn, arg,
+			      (uintptr_t)__builtin_return_address(0)) != 1) {
 		err = CO_ENOMEM;
-	} else {
+		if (runtime_hooks.stop)
+			runtime_hooks.stop();
+	}
+	if (err == 0) {
 		started = start_threads();
-		err = runtime_hooks.start ? runtime_hooks.start() : 0;
-		if (err)
-			request_stop();
 		sched_loop(&S.workers[0]);
-		if (!err && runtime_hooks.stop)
+		if (runtime_hooks.stop)
 			runtime_hooks.stop();
 		for (int i = 1; i < started; i++)
 			pthread_join(S.workers[i].thread, NULL);

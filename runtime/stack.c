@@ -366,7 +366,7 @@ void stack_each_slot(void (*fn)(struct task *, void *), void *arg)
 	pthread_mutex_lock(&stk.region_lock);
 	n = stk.nregions;
 	copy = malloc(n * sizeof(*copy) + 1);
-	if (copy)
+	if (copy && n)
 		memcpy(copy, stk.regions, n * sizeof(*copy));
 	pthread_mutex_unlock(&stk.region_lock);
 	if (!copy) {
