@@ -1517,6 +1517,17 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 	worker_destroy(&S.workers[0]);
 	fatal_thread_destroy();
 	tls_worker = NULL;
+	/* A write to a closed pipe on this thread left SIGPIPE pending while
+	 * it was blocked; the write already failed with EPIPE, so consume it
+	 * rather than let it kill the process when the mask is restored. */
+	if (!sigismember(&old_mask, SIGPIPE)) {
+		sigset_t pipe_set;
+		struct timespec zero = {0, 0};
+		sigemptyset(&pipe_set);
+		sigaddset(&pipe_set, SIGPIPE);
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
+	}
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	runtime_fini();
 out:
