@@ -1523,10 +1523,12 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 	if (!sigismember(&old_mask, SIGPIPE)) {
 		sigset_t pipe_set;
 		struct timespec zero = {0, 0};
+		int saved_errno = errno; /* sigtimedwait leaves EAGAIN */
 		sigemptyset(&pipe_set);
 		sigaddset(&pipe_set, SIGPIPE);
 		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
 			;
+		errno = saved_errno;
 	}
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	runtime_fini();
