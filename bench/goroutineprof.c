@@ -12,6 +12,10 @@
  *
  *   gprof<n>k_d0: ms   gprof<n>k_d1: ms   gprof<n>k_d2: ms
  *   gprof<n>k_d0_stall: ms   ...d1_stall   ...d2_stall
+ *   gprof<n>k_d0_noise: ms   ...   the longest gap the spinner sees while
+ *                                  the writer just sleeps as long: the
+ *                                  machine's own floor (a VM's vCPU is
+ *                                  descheduled for milliseconds at times)
  */
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -60,6 +64,16 @@ static void task_spinner(void *arg)
 	}
 }
 
+/* The machine's own noise: the longest gap the spinner sees while the
+ * writer merely sleeps for as long as a write took.  A stall is only
+ * Copper's if it stands above this. */
+static double noise_floor(double ms)
+{
+	atomic_store(&max_gap, 0);
+	co_sleep((int64_t)(ms * 1e6));
+	return (double)atomic_load(&max_gap) / 1e6;
+}
+
 static void write_level(co_profile *p, int debug, double *ms, double *stall)
 {
 	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -81,7 +95,7 @@ static void main_task(void *arg)
 	const char *env = getenv("GPROF_TASKS");
 	long n = bench_scaled(env ? atol(env) : 100000);
 	co_profile *p = co_profile_lookup("goroutine");
-	double ms[3], stall[3];
+	double ms[3], stall[3], noise[3];
 	char metric[64];
 	(void)arg;
 
@@ -94,8 +108,10 @@ static void main_task(void *arg)
 		co_sleep(1000000);
 	for (int d = 0; d <= 2; d++)
 		write_level(p, d, &ms[d], &stall[d]); /* warm-up */
-	for (int d = 0; d <= 2; d++)
+	for (int d = 0; d <= 2; d++) {
 		write_level(p, d, &ms[d], &stall[d]);
+		noise[d] = noise_floor(ms[d]);
+	}
 	for (int d = 0; d <= 2; d++) {
 		snprintf(metric, sizeof(metric), "gprof%ldk_d%d", n / 1000, d);
 		bench_report(metric, ms[d], "ms");
@@ -104,7 +120,12 @@ static void main_task(void *arg)
 		snprintf(metric, sizeof(metric), "gprof%ldk_d%d_stall", n / 1000, d);
 		bench_report(metric, stall[d], "ms");
 	}
+	for (int d = 0; d <= 2; d++) {
+		snprintf(metric, sizeof(metric), "gprof%ldk_d%d_noise", n / 1000, d);
+		bench_report(metric, noise[d], "ms");
+	}
 	atomic_store(&stop, 1);
+	fflush(stdout);
 	_exit(0); /* the parked tasks need no teardown */
 }
 

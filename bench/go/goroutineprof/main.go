@@ -7,7 +7,9 @@
 // 2 to /dev/null, once to warm up and once measured.  GOMAXPROCS defaults
 // to 2.
 //
-// Output: gprof<n>k_d{0,1,2} in ms, then gprof<n>k_d{0,1,2}_stall in ms.
+// Output: gprof<n>k_d{0,1,2} in ms, then gprof<n>k_d{0,1,2}_stall in ms,
+// then gprof<n>k_d{0,1,2}_noise: the spinner's longest gap while the writer
+// only sleeps as long as the write took (the machine's own floor).
 package main
 
 import (
@@ -66,6 +68,14 @@ func writeLevel(p *pprof.Profile, debug int) (ms, stall float64) {
 	return
 }
 
+// noiseFloor is the longest gap the spinner sees while this goroutine
+// merely sleeps as long as a write took: the machine's own noise.
+func noiseFloor(ms float64) float64 {
+	atomic.StoreInt64(&maxGap, 0)
+	time.Sleep(time.Duration(ms * 1e6))
+	return float64(atomic.LoadInt64(&maxGap)) / 1e6
+}
+
 func main() {
 	benchutil.DefaultProcs(2)
 	n := 100000
@@ -86,18 +96,22 @@ func main() {
 		time.Sleep(time.Millisecond)
 	}
 	p := pprof.Lookup("goroutine")
-	var ms, stall [3]float64
+	var ms, stall, noise [3]float64
 	for d := 0; d <= 2; d++ {
 		writeLevel(p, d)
 	}
 	for d := 0; d <= 2; d++ {
 		ms[d], stall[d] = writeLevel(p, d)
+		noise[d] = noiseFloor(ms[d])
 	}
 	for d := 0; d <= 2; d++ {
 		benchutil.Report(fmt.Sprintf("gprof%dk_d%d", n/1000, d), ms[d], "ms")
 	}
 	for d := 0; d <= 2; d++ {
 		benchutil.Report(fmt.Sprintf("gprof%dk_d%d_stall", n/1000, d), stall[d], "ms")
+	}
+	for d := 0; d <= 2; d++ {
+		benchutil.Report(fmt.Sprintf("gprof%dk_d%d_noise", n/1000, d), noise[d], "ms")
 	}
 	atomic.StoreInt32(&stop, 1)
 	os.Exit(0)
