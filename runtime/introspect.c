@@ -149,6 +149,9 @@ static struct {
 	pthread_mutex_t lock;                    /* one snapshot at a time */
 	const struct introspect_snapshot_ops *ops; /* valid while active */
 	_Atomic size_t recorded;                 /* tasks recorded so far */
+	_Atomic int inflight;                    /* hooks between enter and
+						    leave: the end of a
+						    snapshot waits for them */
 	struct sigaction old_urg;                /* restored at shutdown */
 } snap = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -217,27 +220,52 @@ static void record_saved(struct task *t, uint64_t epoch)
 	release(t, epoch, true);
 }
 
+/*
+ * A scheduler hook or a signal handler may have seen `active` just before
+ * the snapshot ended.  It registers first and checks `active` again; the
+ * end of a snapshot clears `active`, then waits until no hook is
+ * registered before it lets go of ops (both sides seq_cst, so one sees the
+ * other).  Async-signal-safe: two atomic adds.
+ */
+static bool hook_enter(void)
+{
+	atomic_fetch_add(&snap.inflight, 1);
+	if (atomic_load(&snapshot_gate.active))
+		return true;
+	atomic_fetch_sub(&snap.inflight, 1);
+	return false;
+}
+
+static void hook_leave(void)
+{
+	atomic_fetch_sub(&snap.inflight, 1);
+}
+
 void snapshot_before_run(struct task *t)
 {
+	if (!hook_enter())
+		return;
 	uint64_t epoch = atomic_load(&snapshot_gate.epoch);
-
 	if (claim(t, epoch)) {
 		record_saved(t, epoch);
-		return;
+	} else {
+		/* The walker may be reading this stack now: wait for it. */
+		while (atomic_load(&t->prof_mark) & PROF_BUSY)
+			sched_cpu_relax();
 	}
-	/* The walker may be reading this stack right now: wait for it. */
-	while (atomic_load(&t->prof_mark) & PROF_BUSY)
-		sched_cpu_relax();
+	hook_leave();
 }
 
 void snapshot_before_exit(struct task *t)
 {
+	if (!hook_enter())
+		return;
 	uint64_t epoch = atomic_load(&snapshot_gate.epoch);
-
 	if (claim(t, epoch)) {
 		record(t, TASK_RUNNING, 0, (uintptr_t)__builtin_frame_address(0));
 		release(t, epoch, true);
 	}
+	hook_leave();
 }
 
 /* SIGURG: record the task this worker is running, if it is due. */
@@ -249,7 +277,7 @@ static void snapshot_signal(int sig, siginfo_t *si, void *ucv)
 	(void)sig;
 	(void)si;
 
-	if (!w || !atomic_load(&snapshot_gate.active))
+	if (!w || !hook_enter())
 		goto out;
 	struct task *t = w->current;
 #if defined(__x86_64__)
@@ -261,15 +289,17 @@ static void snapshot_signal(int sig, siginfo_t *si, void *ucv)
 	uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
 	uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
 #endif
-	/* Only task code, not the scheduler or a half-done switch. */
-	if (!t || t->id == 0 || !atomic_load(&t->on_cpu) ||
-	    sp < t->stack_lo || sp >= t->stack_hi)
-		goto out; /* id 0: exiting, after its own check for a snapshot */
-	uint64_t epoch = atomic_load(&snapshot_gate.epoch);
-	if (claim(t, epoch)) {
-		record(t, TASK_RUNNING, pc, fp);
-		release(t, epoch, true);
+	/* Only task code, not the scheduler or a half-done switch; id 0:
+	 * exiting, after its own check for a snapshot. */
+	if (t && t->id != 0 && atomic_load(&t->on_cpu) && sp >= t->stack_lo &&
+	    sp < t->stack_hi) {
+		uint64_t epoch = atomic_load(&snapshot_gate.epoch);
+		if (claim(t, epoch)) {
+			record(t, TASK_RUNNING, pc, fp);
+			release(t, epoch, true);
+		}
 	}
+	hook_leave();
 out:
 	errno = saved_errno;
 }
@@ -366,6 +396,8 @@ size_t introspect_snapshot(const struct introspect_snapshot_ops *ops)
 	stack_each_slot(walk_slot, &ws);
 	catch_running(&ws);
 	atomic_store(&snapshot_gate.active, false);
+	while (atomic_load(&snap.inflight))
+		sched_cpu_relax(); /* a hook that saw `active` is recording */
 	size_t n = atomic_load(&snap.recorded);
 	snap.ops = NULL;
 	pthread_mutex_unlock(&snap.lock);
