@@ -127,25 +127,26 @@ static int dump_snapshot(const char *dir, char *out, size_t out_len)
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
 	if ((err = snapshot_take(&s)) < 0)
 		return err;
+	/* The .txt first: the .pb.gz groups the snapshot, which reorders it
+	 * (group_tasks), and debug=2 prints in id order. */
 	struct dump_job pb = {&s, 0}, txt = {&s, 2};
-	snprintf(name, sizeof(name), "copper-%d-%s.%03ldZ.goroutine.pb.gz",
+	char txt_name[128];
+	snprintf(txt_name, sizeof(txt_name), "copper-%d-%s.%03ldZ.goroutine.txt",
 		 (int)getpid(), stamp, ts.tv_nsec / 1000000);
-	err = prof_write_atomic(dir, name, write_goroutine, &pb);
+	err = prof_write_atomic(dir, txt_name, write_goroutine, &txt);
 	if (err == 0) {
-		snprintf(name, sizeof(name), "copper-%d-%s.%03ldZ.goroutine.txt",
+		snprintf(name, sizeof(name), "copper-%d-%s.%03ldZ.goroutine.pb.gz",
 			 (int)getpid(), stamp, ts.tv_nsec / 1000000);
-		err = prof_write_atomic(dir, name, write_goroutine, &txt);
+		err = prof_write_atomic(dir, name, write_goroutine, &pb);
 		if (err) {
-			/* Keep the pair whole: drop the .pb.gz too. */
-			char pbpath[4096];
-			snprintf(pbpath, sizeof(pbpath),
-				 "%s/copper-%d-%s.%03ldZ.goroutine.pb.gz", dir,
-				 (int)getpid(), stamp, ts.tv_nsec / 1000000);
-			unlink(pbpath);
+			/* Keep the pair whole: drop the .txt too. */
+			char txt_path[4096];
+			snprintf(txt_path, sizeof(txt_path), "%s/%s", dir, txt_name);
+			unlink(txt_path);
 		}
 	}
 	if (err == 0 && out && out_len)
-		snprintf(out, out_len, "%s/%s", dir, name);
+		snprintf(out, out_len, "%s/%s", dir, txt_name);
 	snapshot_free(&s);
 	return err;
 }

@@ -82,21 +82,27 @@ struct group {
 	char *key;                 /* debug=1 sort key */
 };
 
-/* Groups the snapshot's tasks by (stack, labels).  Returns the number of
- * groups, or -ENOMEM. */
+/*
+ * Groups the snapshot's tasks by (stack, labels).  Returns the number of
+ * groups, or -ENOMEM.  It sorts the snapshot's own array in place (so
+ * print a snapshot's debug=2 form, which wants id order, before grouping
+ * it) and allocates one entry per distinct stack: with a million tasks, a
+ * copy of the array and an entry per task would be tens of megabytes to
+ * map and unmap for a handful of groups.
+ */
 static long group_tasks(const struct snapshot *s, struct group **out)
 {
-	const struct prof_task **v = malloc((s->n + 1) * sizeof(*v));
-	struct group *g = calloc(s->n + 1, sizeof(*g));
+	const struct prof_task **v = (const struct prof_task **)s->tasks;
+	struct group *g;
 	long n = 0;
 
-	if (!v || !g) {
-		free(v);
-		free(g);
-		return CO_ENOMEM;
-	}
-	memcpy(v, s->tasks, s->n * sizeof(*v));
 	qsort(v, s->n, sizeof(*v), cmp_stack);
+	for (size_t i = 0; i < s->n; i++)
+		if (i == 0 || cmp_stack(&v[i - 1], &v[i]) != 0)
+			n++;
+	if (!(g = calloc((size_t)n + 1, sizeof(*g))))
+		return CO_ENOMEM;
+	n = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		if (n && cmp_stack(&g[n - 1].t, &v[i]) == 0) {
 			g[n - 1].count++;
@@ -106,7 +112,6 @@ static long group_tasks(const struct snapshot *s, struct group **out)
 		g[n].count = 1;
 		n++;
 	}
-	free(v);
 	*out = g;
 	return n;
 }
