@@ -47,6 +47,8 @@
 
 #include <copper.h>
 
+#include "runtime/testing.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define TU_ASAN 1
 #elif defined(__has_feature)
@@ -342,5 +344,41 @@ static inline const char *tu_helper(const char *var)
 		fail_msg("%s is not set: run the tests with meson test", var);
 	return path;
 }
+
+/* ------------------------------------------------------------------------
+ * Task status through runtime/testing.h (the wait reason of a parked task)
+ * ---------------------------------------------------------------------- */
+
+/* True when task id is live and its status text is want. */
+static inline bool status_is(uint64_t id, const char *want)
+{
+	char s[64];
+
+	if (testing_task_status(id, s, sizeof(s), NULL, NULL, 0) != 0)
+		return false;
+	return strcmp(s, want) == 0;
+}
+
+/* From a task: waits (5 s at most) until task id shows status want. */
+static inline void wait_status_at(const char *file, int line, uint64_t id,
+			   const char *want)
+{
+	char s[64] = "";
+	int64_t end = co_now() + 5 * TU_SEC;
+	unsigned long round = 0;
+
+	for (;;) {
+		if (testing_task_status(id, s, sizeof(s), NULL, NULL, 0) != 0)
+			snprintf(s, sizeof(s), "(not live)");
+		else if (strcmp(s, want) == 0)
+			return;
+		if (co_now() >= end)
+			break;
+		tu_poll_pause(round++);
+	}
+	tu_fail(file, line, "task %llu shows \"%s\", want \"%s\"",
+		(unsigned long long)id, s, want);
+}
+#define WAIT_STATUS(id, want) wait_status_at(__FILE__, __LINE__, (id), (want))
 
 #endif /* COPPER_TEST_UTIL_H */

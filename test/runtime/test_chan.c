@@ -46,37 +46,7 @@
  * Helpers
  * ---------------------------------------------------------------------- */
 
-/* True when task id is live and its status text is want. */
-static bool status_is(uint64_t id, const char *want)
-{
-	char s[64];
-
-	if (testing_task_status(id, s, sizeof(s), NULL, NULL, 0) != 0)
-		return false;
-	return strcmp(s, want) == 0;
-}
-
-/* From a task: waits (5 s at most) until task id shows status want. */
-static void wait_status_at(const char *file, int line, uint64_t id,
-			   const char *want)
-{
-	char s[64] = "";
-	int64_t end = co_now() + 5 * TU_SEC;
-	unsigned long round = 0;
-
-	for (;;) {
-		if (testing_task_status(id, s, sizeof(s), NULL, NULL, 0) != 0)
-			snprintf(s, sizeof(s), "(not live)");
-		else if (strcmp(s, want) == 0)
-			return;
-		if (co_now() >= end)
-			break;
-		tu_poll_pause(round++);
-	}
-	tu_fail(file, line, "task %llu shows \"%s\", want \"%s\"",
-		(unsigned long long)id, s, want);
-}
-#define WAIT_STATUS(id, want) wait_status_at(__FILE__, __LINE__, (id), (want))
+/* status_is, WAIT_STATUS: test_util.h */
 
 /* A task that does one send or receive of an int and records the result. */
 struct op {
