@@ -268,6 +268,13 @@ static int thread_start_locked(void)
 	return 0;
 }
 
+/* Writes one control byte, waiting for room if the pipe is full. */
+static void send_byte(char c)
+{
+	while (write(D.pipe[1], &c, 1) < 0 && (errno == EAGAIN || errno == EINTR))
+		poll(&(struct pollfd){.fd = D.pipe[1], .events = POLLOUT}, 1, 10);
+}
+
 static bool signal_usable(int signo)
 {
 	switch (signo) {
@@ -317,9 +324,7 @@ out:
 		sigaddset(&one, signo);
 		if (co_self())
 			pthread_sigmask(SIG_BLOCK, &one, NULL);
-		if (write(D.pipe[1], "s", 1) < 0) {
-			/* Full pipe: the thread is awake and will read it. */
-		}
+		send_byte('s'); /* must arrive: the thread re-masks on it */
 	}
 	return err;
 }
@@ -405,13 +410,6 @@ static int lifecycle_start(void)
 	pthread_sigmask(SIG_BLOCK, &one, &D.worker0_mask);
 	D.worker0_masked = true;
 	return co_dump_on_signal(SIGUSR1, NULL);
-}
-
-/* Writes one control byte, waiting for room if the pipe is full. */
-static void send_byte(char c)
-{
-	while (write(D.pipe[1], &c, 1) < 0 && (errno == EAGAIN || errno == EINTR))
-		poll(&(struct pollfd){.fd = D.pipe[1], .events = POLLOUT}, 1, 10);
 }
 
 static void lifecycle_stop(void)

@@ -25,6 +25,9 @@ struct walk {
 	size_t visited;
 };
 
+static void info_fill(struct task_info *info, struct task *t,
+		      enum task_state s);
+
 static void visit_slot(struct task *t, void *arg)
 {
 	struct walk *wk = arg;
@@ -33,21 +36,7 @@ static void visit_slot(struct task *t, void *arg)
 
 	if (s == TASK_DEAD)
 		return;
-	info.id = t->id;
-	info.state = s;
-	info.status = task_status_text(
-		s, atomic_load_explicit(&t->wait_reason, memory_order_relaxed));
-	info.wait_since = t->wait_since;
-	info.creator_id = t->creator_id;
-	info.creator_pc = t->creator_pc;
-	info.name = t->name;
-	info.labels = t->labels;
-	info.frame = s == TASK_RUNNING
-			     ? 0
-			     : (uintptr_t)t->ctx.sp + SWITCH_FRAME_OFFSET;
-	info.stack_lo = t->stack_lo;
-	info.stack_hi = t->stack_hi;
-	info.worker = t->worker ? t->worker->id : -1;
+	info_fill(&info, t, s);
 	wk->fn(&info, wk->arg);
 	wk->visited++;
 }
