@@ -236,6 +236,12 @@ CO_INTERNAL enum stack_guard_mode stack_guard_mode(void);
 /* A dead slot's record, or NULL when memory or mappings ran out. */
 CO_INTERNAL struct task *stack_slot_get(struct worker *w);
 CO_INTERNAL void stack_slot_put(struct worker *w, struct task *t);
+/* Called by a worker with nothing to run: if spawners have been short of
+ * slots, carves and touches a few fresh ones into the pool and returns
+ * true (stack.c, "Preparing ahead"). */
+CO_INTERNAL bool stack_prepare(void);
+/* Slots carved so far and slots in the global pool (for tests). */
+CO_INTERNAL void stack_counts(size_t *carved, size_t *pooled);
 /* Returns a worker's cached slots to the global pool. */
 CO_INTERNAL void stack_cache_flush(struct worker *w);
 /* Calls fn for the record of every slot ever handed out (dead ones too). */

@@ -864,7 +864,9 @@ CO_EXTERN void co_yield(void)
 	if (next) {
 		/* Keep round-robin order: the slot's task goes behind the
 		 * ring, the caller behind it. */
-		struct task *slot = atomic_exchange(&w->yield_slot, NULL);
+		struct task *slot = NULL;
+		if (atomic_load_explicit(&w->yield_slot, memory_order_relaxed))
+			slot = atomic_exchange(&w->yield_slot, NULL);
 		if (slot)
 			runq_put_tail(w, slot);
 		w->after_op = AFTER_YIELD_SLOT;
@@ -1215,6 +1217,8 @@ static struct task *find_work(struct worker *w)
 			break;
 		if ((t = global_get(w, RUNQ_SIZE / 2)) != NULL)
 			break;
+		if (stack_prepare())
+			continue; /* a few fresh stacks for a busy spawner */
 		if ((t = spin_for_work(w)) != NULL)
 			break;
 		if (co_now() >= timers_next_all())

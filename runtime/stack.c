@@ -34,6 +34,22 @@
  * records: with 200,000 tasks in flight the records are cold, and a list
  * would cost a cache miss per slot moved.
  *
+ * Preparing ahead.  A fresh slot costs its spawner two things it cannot
+ * make cheaper: a share of a guard-installing system call that also
+ * allocates page tables, and the first touch of the record's page, which
+ * the kernel must zero (1.2-2 us on this project's machines, 70% of a cold
+ * spawn).  A burst of spawns from one task would pay them all serially on
+ * one thread while the other workers look for work.  So when a spawner
+ * finds the pool empty it raises want_fresh, and workers with nothing to
+ * run carve and touch PREPARE_BATCH slots at a time into the pool (until
+ * it holds PREPARE_TARGET), going back to their queues between batches:
+ * the faults move to idle cores, the spawner gets slots that are already
+ * warm.  It costs at most PREPARE_TARGET touched pages that nobody may
+ * use.  Rejected: deferring the first touch to the worker that first runs
+ * the task (the spawner must then queue something that is not the record,
+ * and the task table would have to know about it); MADV_POPULATE_WRITE
+ * from the spawner (not cheaper per page here).
+ *
  * The task table.  Every slot ever handed out is in some region, below the
  * region's `carved` mark, and a slot's record says whether it holds a live
  * task (state != TASK_DEAD).  So walking the regions is walking the task
@@ -44,6 +60,8 @@
  *
  * Invariants:
  *   - regions and slots are never unmapped before stack_destroy;
+ *   - a carved slot's record is either initialised or still untouched,
+ *     hence all zero, which reads as TASK_DEAD;
  *   - a slot in a cache or the pool has state TASK_DEAD and id 0;
  *   - region_lock guards regions[], nregions and every carved mark; the
  *     pool lock guards the global pool; a worker's cache is its own.
@@ -68,6 +86,9 @@
 #define SLOT_BATCH 64      /* slots carved (and guarded) per batch */
 #define CACHE_MAX 128      /* slots a worker keeps (worker.slot_cache) */
 #define CACHE_MOVE 64      /* slots moved to/from the global pool at once */
+#define PREPARE_BATCH 16   /* slots an idle worker prepares between looks at
+			      its queues (about 30 us of page faults) */
+#define PREPARE_TARGET 512 /* pool level preparing stops at (2 MiB) */
 _Static_assert(CACHE_MAX == sizeof(((struct worker *)0)->slot_cache) /
 				     sizeof(struct task *),
 	       "the worker's slot cache holds CACHE_MAX slots");
@@ -97,6 +118,8 @@ static struct {
 	pthread_mutex_t region_lock; /* guards everything below */
 	struct region *regions;
 	uint32_t nregions, regions_cap;
+
+	_Atomic bool want_fresh;     /* a spawner found the pool empty */
 
 	pthread_mutex_t pool_lock;   /* guards pool, npool, pool_cap */
 	struct task **pool;          /* dead slots, as pointers: moving them
@@ -183,11 +206,33 @@ static int region_add_locked(void)
 	return 0;
 }
 
-/* Carves up to max (<= SLOT_BATCH) fresh slots into out; returns how many. */
+/* Writes a fresh slot's record: its first touch, so the page fault that
+ * gives the slot its first page happens here. */
+static struct task *slot_init(char *slot, bool canary)
+{
+	struct task *t = slot_record(slot);
+
+	/* A fresh page is zero: only the non-zero fields need writing. */
+	t->stack_lo = (uintptr_t)slot + stk.page;
+	t->stack_hi = (uintptr_t)t;
+	if (canary) {
+		uint64_t *w = (uint64_t *)t->stack_lo;
+		for (int k = 0; k < CANARY_WORDS; k++)
+			w[k] = CANARY ^ (uintptr_t)&w[k];
+		t->has_canary = 1;
+	}
+	return t;
+}
+
+/* Carves up to max (<= SLOT_BATCH) fresh slots into out, last carved
+ * first; returns how many.  The slots are published to the task table
+ * before their records are written: untouched, they read as dead. */
 static uint32_t slots_carve(struct task **out, uint32_t max)
 {
 	struct region *r;
 	uint32_t n;
+	char *first;
+	bool canary;
 
 	pthread_mutex_lock(&stk.region_lock);
 	if (stk.nregions == 0 ||
@@ -201,28 +246,15 @@ static uint32_t slots_carve(struct task **out, uint32_t max)
 	n = REGION_SLOTS - r->carved;
 	if (n > max)
 		n = max;
-	char *first = r->base + (size_t)r->carved * stk.slot_size;
+	first = r->base + (size_t)r->carved * stk.slot_size;
 	guards_install_locked(first, n);
-	for (uint32_t i = 0; i < n; i++) {
-		char *slot = first + (size_t)i * stk.slot_size;
-		struct task *t = slot_record(slot);
-		memset(t, 0, sizeof(*t));
-		t->stack_lo = (uintptr_t)slot + stk.page;
-		t->stack_hi = (uintptr_t)t;
-		if (stk.mode == GUARD_CANARY) {
-			uint64_t *w = (uint64_t *)t->stack_lo;
-			for (int k = 0; k < CANARY_WORDS; k++)
-				w[k] = CANARY ^ (uintptr_t)&w[k];
-			t->has_canary = 1;
-		}
-		/* Last carved first out: the cache pops from its end. */
-		out[n - 1 - i] = t;
-	}
-	/* Publish the carved mark last: a walker reads only initialised
-	 * records. */
-	atomic_thread_fence(memory_order_release);
+	canary = stk.mode == GUARD_CANARY;
 	r->carved += n;
 	pthread_mutex_unlock(&stk.region_lock);
+	/* Outside the lock: these faults must not hold up other carvers. */
+	for (uint32_t i = 0; i < n; i++)
+		out[n - 1 - i] = slot_init(first + (size_t)i * stk.slot_size,
+					   canary);
 	return n;
 }
 
@@ -326,12 +358,41 @@ struct task *stack_slot_get(struct worker *w)
 {
 	if (unlikely(w->nslots == 0)) {
 		w->nslots = pool_take(w);
-		if (w->nslots == 0)
+		if (w->nslots == 0) {
+			atomic_store_explicit(&stk.want_fresh, true,
+					      memory_order_relaxed);
 			w->nslots = slots_carve(w->slot_cache, SLOT_BATCH);
+		}
 		if (w->nslots == 0)
 			return NULL;
 	}
 	return w->slot_cache[--w->nslots];
+}
+
+bool stack_prepare(void)
+{
+	struct task *batch[PREPARE_BATCH];
+	uint32_t n;
+	size_t npool;
+
+	if (likely(!atomic_load_explicit(&stk.want_fresh, memory_order_relaxed)))
+		return false;
+	pthread_mutex_lock(&stk.pool_lock);
+	npool = stk.npool;
+	pthread_mutex_unlock(&stk.pool_lock);
+	if (npool >= PREPARE_TARGET) {
+		atomic_store_explicit(&stk.want_fresh, false,
+				      memory_order_relaxed);
+		return false;
+	}
+	n = slots_carve(batch, PREPARE_BATCH);
+	if (n == 0 || !pool_give(batch, n)) {
+		/* Out of memory or mappings: the spawner will say so. */
+		atomic_store_explicit(&stk.want_fresh, false,
+				      memory_order_relaxed);
+		return false;
+	}
+	return true;
 }
 
 void stack_slot_put(struct worker *w, struct task *t)
@@ -386,6 +447,23 @@ void stack_each_slot(void (*fn)(struct task *, void *), void *arg)
 			fn(slot_record(copy[i].base + (size_t)j * stk.slot_size),
 			   arg);
 	free(copy);
+}
+
+void stack_counts(size_t *carved, size_t *pooled)
+{
+	size_t c = 0;
+
+	pthread_mutex_lock(&stk.region_lock);
+	for (uint32_t i = 0; i < stk.nregions; i++)
+		c += stk.regions[i].carved;
+	pthread_mutex_unlock(&stk.region_lock);
+	if (carved)
+		*carved = c;
+	if (pooled) {
+		pthread_mutex_lock(&stk.pool_lock);
+		*pooled = stk.npool;
+		pthread_mutex_unlock(&stk.pool_lock);
+	}
 }
 
 bool stack_canary_ok(const struct task *t)

@@ -64,6 +64,11 @@ const char *testing_guard_mode(void)
 	return introspect_guard_mode();
 }
 
+void testing_stack_counts(size_t *carved, size_t *pooled)
+{
+	stack_counts(carved, pooled);
+}
+
 int testing_nprocs(void)
 {
 	return sched_nprocs();

@@ -21,6 +21,9 @@ TESTING_API int testing_task_status(uint64_t id, char *status, size_t len,
 				    size_t name_len);
 /* "guard pages (MADV_GUARD_INSTALL)", "guard pages (mprotect)", "canary". */
 TESTING_API const char *testing_guard_mode(void);
+/* Slots ever carved from stack regions, and dead slots in the global pool
+ * (stack.c); either pointer may be NULL. */
+TESTING_API void testing_stack_counts(size_t *carved, size_t *pooled);
 /* Number of worker threads in the running runtime. */
 TESTING_API int testing_nprocs(void);
 /* Worker index running the calling task, -1 outside tasks. */

@@ -22,6 +22,13 @@
  *   5. Task status   testing_task_status shows "sleep", the creator's id
  *                    and the name of a parked named task; "running" for the
  *                    caller; -ENOENT for ids that are not live.
+ *   6. Preparing     after a burst of spawns emptied the pool, an idle
+ *                    worker fills it with fresh slots up to the target and
+ *                    stops there; the prepared slots read as dead in the
+ *                    task table, the next spawns take them without carving,
+ *                    and in canary mode they carry their canaries (the
+ *                    tasks switch with them).  COPPER_PROCS=1, so the only
+ *                    idle time is the spawner's sleep: deterministic.
  */
 #include "test_util.h"
 
@@ -452,6 +459,85 @@ static void test_stack_task_status_sleep_creator_name(void **state)
 	assert_int_equal(atomic_load(&napper_done), 1);
 }
 
+/* ------------------------------------------------------------------------
+ * 6. Preparing ahead
+ * ---------------------------------------------------------------------- */
+
+#define NBURST 2000
+#define PREPARE_TARGET 512 /* stack.c */
+#define PREPARE_BATCH 16   /* stack.c */
+
+static co_chan *burst_chan;
+static _Atomic int burst_parked;
+
+static void task_burst(void *arg)
+{
+	(void)arg;
+	co_yield(); /* a switch: in canary mode, checks this slot's canary */
+	atomic_fetch_add(&burst_parked, 1);
+	CHECK_EQ(co_chan_recv(burst_chan, NULL), CO_EPIPE);
+}
+
+static void task_main_prepare(void *arg)
+{
+	size_t carved0, carved1, carved2, pooled;
+
+	(void)arg;
+	burst_chan = co_chan_new(sizeof(int), 0);
+	CHECK(burst_chan != NULL);
+	for (int i = 0; i < NBURST; i++)
+		CHECK(co_go(task_burst, NULL) != 0);
+	testing_stack_counts(&carved0, &pooled);
+	CHECK(carved0 >= NBURST + 1);
+	/* The one worker runs the burst, then, idle, prepares. */
+	CHECK(TU_WAIT_UNTIL((testing_stack_counts(NULL, &pooled),
+			     pooled >= PREPARE_TARGET),
+			    10 * TU_SEC));
+	CHECK_EQ(atomic_load(&burst_parked), NBURST);
+	co_sleep(20 * TU_MS); /* more idle time: it must have stopped */
+	testing_stack_counts(&carved1, &pooled);
+	CHECK(carved1 - carved0 >= PREPARE_TARGET);
+	CHECK(carved1 - carved0 <= PREPARE_TARGET + PREPARE_BATCH);
+	CHECK(pooled <= PREPARE_TARGET + PREPARE_BATCH);
+	/* Prepared slots hold no task. */
+	CHECK_EQ(testing_table_count(), NBURST + 1);
+	/* The next spawns take them: nothing new is carved. */
+	for (int i = 0; i < PREPARE_TARGET / 2; i++)
+		CHECK(co_go(task_burst, NULL) != 0);
+	CHECK(TU_WAIT_UNTIL(atomic_load(&burst_parked) ==
+				    NBURST + PREPARE_TARGET / 2,
+			    10 * TU_SEC));
+	testing_stack_counts(&carved2, NULL);
+	CHECK_EQ(carved2, carved1);
+	CHECK_EQ(co_num_tasks(), NBURST + PREPARE_TARGET / 2 + 1);
+	CHECK_EQ(co_chan_close(burst_chan), 0);
+	CHECK(tu_wait_num_tasks(1, 10 * TU_SEC));
+	co_chan_free(burst_chan);
+}
+
+static void run_prepare(const char *mode)
+{
+	tu_setenv("COPPER_PROCS", "1");
+	tu_setenv("COPPER_TEST_GUARD_MODE", mode);
+	atomic_store(&burst_parked, 0);
+	tu_run(task_main_prepare, NULL);
+	tu_setenv("COPPER_PROCS", NULL);
+	assert_int_equal(atomic_load(&burst_parked),
+			 NBURST + PREPARE_TARGET / 2);
+}
+
+static void test_stack_prepare_fills_pool_after_burst(void **state)
+{
+	(void)state;
+	run_prepare(NULL);
+}
+
+static void test_stack_prepare_canary_mode(void **state)
+{
+	(void)state;
+	run_prepare("canary");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_env, teardown_env)
 
 int main(void)
@@ -472,6 +558,9 @@ int main(void)
 		T(test_stack_table_count_matches_num_tasks),
 		/* 5. Task status */
 		T(test_stack_task_status_sleep_creator_name),
+		/* 6. Preparing ahead */
+		T(test_stack_prepare_fills_pool_after_burst),
+		T(test_stack_prepare_canary_mode),
 	};
 	return cmocka_run_group_tests_name("runtime.stack", tests, NULL, NULL);
 }
