@@ -366,7 +366,15 @@ struct task *stack_slot_get(struct worker *w)
 		if (w->nslots == 0)
 			return NULL;
 	}
-	return w->slot_cache[--w->nslots];
+	struct task *t = w->slot_cache[--w->nslots];
+	if (likely(w->nslots > 0)) {
+		/* The next spawn writes the next slot's record and frame. */
+		const char *next = (const char *)w->slot_cache[w->nslots - 1];
+		__builtin_prefetch(next, 1);
+		__builtin_prefetch(next + CACHELINE, 1);
+		__builtin_prefetch(next - CACHELINE, 1);
+	}
+	return t;
 }
 
 bool stack_prepare(void)
