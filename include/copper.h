@@ -331,11 +331,17 @@ CO_EXTERN int co_labels_get(const char *key, char *buf, size_t len);
  * On signal signo, write a task snapshot into dir (NULL: $COPPER_DUMP_DIR,
  * else $TMPDIR, else /tmp): copper-<pid>-<time>.goroutine.pb.gz and
  * ...goroutine.txt (debug=2), each written to a temporary name and
- * renamed, announced on stderr.  co_run sets this up for SIGUSR1 unless
+ * renamed, never over an existing file (names taken, by another dump in
+ * the same millisecond say: <time>-2, -3, ...), announced on stderr.
+ * Every worker blocks signo from then on, so that Copper's dump thread,
+ * not a task, takes it.  co_run sets this up for SIGUSR1 unless
  * COPPER_SIGDUMP=0.  Returns 0, -EINVAL for a signal Copper cannot use.
  */
 CO_EXTERN int co_dump_on_signal(int signo, const char *dir);
-/* The same snapshot, now; the .txt path is copied to path_out. */
+/* The same snapshot, now; the .txt path is copied to path_out (unless
+ * NULL).  -ERANGE if path_len is too small for it, -EINVAL for a path of
+ * 4096 bytes or more, or an error creating the files; nothing is written
+ * when it fails. */
 CO_EXTERN int co_dump_tasks(const char *dir, char *path_out, size_t path_len);
 /* Dump a snapshot into dir each time the live task count rises above
  * max_tasks (once per crossing).  max_tasks 0 turns it off. */

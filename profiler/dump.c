@@ -12,10 +12,28 @@
  *     copper-<pid>-<UTC time>.goroutine.pb.gz   debug=0, for go tool pprof
  *     copper-<pid>-<UTC time>.goroutine.txt     debug=2, for people
  *
- * each to a temporary name in the same directory, renamed into place once
- * complete (no reader ever sees half a file, and a full disk leaves
- * nothing behind), then announced on stderr.  The same thread polls the
- * watchdog every 10 ms while one is armed.
+ * each first to a hidden temporary file of its own in the same directory,
+ * then given its name by a rename that never replaces a file, the .pb.gz
+ * before the .txt (no reader ever sees half a file or half a pair, and a
+ * full disk leaves nothing behind), then announced on stderr.  The time
+ * is to the millisecond; a second dump in the same millisecond, or a name
+ * already taken, gets the first free <time>-2, -3, ... instead.  The same
+ * thread polls the watchdog every 10 ms while one is armed.
+ *
+ * The dump signal reaches the dump thread because every other thread of
+ * Copper's blocks it: workers 1 to N-1 block every signal a dump may use
+ * from their start (runtime/sched.c), and worker 0, the thread that called
+ * co_run, blocks SIGUSR1 from lifecycle_start on.  A signal chosen later
+ * with co_dump_on_signal is blocked on worker 0 as well: by the caller if
+ * it runs there; else the caller queues the signal to worker 0 alone, with
+ * a cookie, and the handler, seeing the cookie, adds the signal to the
+ * mask that its return restores (a "kick").  Worker 0's old mask comes
+ * back when co_run returns.
+ *
+ * Invariants: a dump never replaces a file and leaves no file behind on
+ * error; co_dump_tasks returns -ERANGE (or -EINVAL) before writing
+ * anything; while co_run runs, only the dump thread (and threads of the
+ * program's own) leave the dump signal unblocked.
  *
  * Environment: COPPER_SIGDUMP=0 disables the SIGUSR1 set-up (1, the
  * default, enables it); COPPER_DUMP_DIR names the directory (default
@@ -23,18 +41,28 @@
  *
  * Rejected: dumping inside the signal handler (nothing in a snapshot or
  * DWARF lookup is async-signal-safe); dumping from a task (all workers may
- * be stuck, which is exactly when a dump is wanted).
+ * be stuck, which is exactly when a dump is wanted); blocking on worker 0
+ * from the start every signal a dump might use, as the other workers do
+ * (SIGINT, SIGTERM and the program's own signals would then stay pending
+ * whenever no dump thread runs, with COPPER_SIGDUMP=0); re-masking worker
+ * 0 at a scheduler safe point (a worker stuck in a loop never reaches one,
+ * and the scheduler is not the profiler's to change); a time stamp finer
+ * than the millisecond (two dumps can still meet, and the names would no
+ * longer be those documented).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "copper.h"
@@ -42,9 +70,17 @@
 #include "runtime/introspect.h"
 
 #define WATCHDOG_POLL_MS 10
+#define DUMP_PATH_MAX 4096      /* longest path, with its NUL */
+#define DUMP_NAME_TRIES 1000    /* suffixes (and temporary names) tried */
+#define KICK_TIMEOUT_MS 1000    /* wait for worker 0 to block a signal */
+
+/* What worker 0's handler answers to a kick (D.worker0_ack). */
+enum { KICK_WAITING, KICK_BLOCKED, KICK_NESTED };
 
 static struct {
-	pthread_mutex_t lock;       /* guards everything but the pipe */
+	pthread_mutex_t lock;       /* guards everything but the pipe, the
+	                             * name lock and the atomics */
+	pthread_mutex_t name_lock;  /* held while a dump picks its names */
 	bool running;               /* the dump thread exists */
 	pthread_t thread;
 	int pipe[2];                /* signal handler -> dump thread */
@@ -54,9 +90,18 @@ static struct {
 	size_t watch_max;           /* watchdog threshold, 0: off */
 	char *watch_dir;
 	bool watch_above;           /* count was above the threshold */
-	sigset_t worker0_mask;      /* worker 0's mask before co_run's */
-	bool worker0_masked;        /* ... and whether we changed it */
-} D = {.lock = PTHREAD_MUTEX_INITIALIZER, .pipe = {-1, -1}};
+	pthread_t worker0;          /* the thread that called co_run */
+	_Atomic bool worker0_live;  /* co_run runs there: set and cleared on
+	                             * worker 0 by lifecycle_start/stop */
+	sigset_t worker0_mask;      /* worker 0's mask before lifecycle_start */
+	_Atomic uint64_t worker0_blocked; /* what worker 0 blocks now, bit
+	                             * sig-1; changed under lock only */
+	_Atomic int worker0_ack;    /* KICK_*: worker 0's answer to a kick */
+} D = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.name_lock = PTHREAD_MUTEX_INITIALIZER,
+	.pipe = {-1, -1},
+};
 
 /* ------------------------------------------------------------------------
  * Writing files
@@ -75,78 +120,166 @@ static const char *dump_dir(const char *dir)
 	return d;
 }
 
-int prof_write_atomic(const char *dir, const char *name,
-		      int (*fn)(int fd, void *arg), void *arg)
+/* "copper-<pid>-<UTC time to the millisecond>", the name of a dump
+ * without the suffix that tells two dumps of one millisecond apart. */
+static void dump_base_name(char *buf, size_t len)
 {
-	char path[4096], tmp[4096];
-	int fd, err;
+	char stamp[64];
+	struct timespec ts;
+	struct tm tm;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-		    sizeof(path) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", dir, name,
-			     (int)getpid()) >= sizeof(tmp))
-		return CO_EINVAL;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+	snprintf(buf, len, "copper-%d-%s.%03ldZ", (int)getpid(), stamp,
+		 ts.tv_nsec / 1000000);
+}
+
+/*
+ * Writes one form of s (debug 0 or 2) to a new file beside dir/<base><ext>
+ * and copies its path to tmp: a hidden name that no other write shares
+ * (the process-wide sequence number, and O_EXCL against a stale file of a
+ * process that had the same pid), so that two dumps at once never write
+ * into one file.  Flushed to disk; removed again on error.
+ */
+static int write_temp(const char *dir, const char *base, const char *ext,
+		      const struct snapshot *s, int debug,
+		      char tmp[DUMP_PATH_MAX])
+{
+	static _Atomic unsigned long seq;
+	int fd = -1, err;
+
+	for (int i = 0; fd < 0 && i < DUMP_NAME_TRIES; i++) {
+		unsigned long n = atomic_fetch_add(&seq, 1);
+		if ((size_t)snprintf(tmp, DUMP_PATH_MAX, "%s/.%s%s.%d.%lu.tmp",
+				     dir, base, ext, (int)getpid(),
+				     n) >= DUMP_PATH_MAX)
+			return CO_EINVAL;
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0 && errno != EEXIST)
+			return -errno;
+	}
 	if (fd < 0)
-		return -errno;
-	err = fn(fd, arg);
+		return -EEXIST;
+	err = goroutine_write(s, fd, debug);
 	if (err == 0 && fsync(fd) != 0)
 		err = -errno;
 	if (close(fd) != 0 && err == 0)
-		err = -errno;
-	if (err == 0 && rename(tmp, path) != 0)
 		err = -errno;
 	if (err)
 		unlink(tmp);
 	return err;
 }
 
-struct dump_job {
-	const struct snapshot *s;
-	int debug;
-};
-
-static int write_goroutine(int fd, void *arg)
+/*
+ * Moves tmp to path unless path exists; never replaces a file.  Returns 0,
+ * -EEXIST, or -errno.  renameat2(RENAME_NOREPLACE) where the file system
+ * has it; a hard link where it has not (NFS, some FUSE file systems), since
+ * link() does not replace either; where neither exists, a check before a
+ * plain rename, which D.name_lock keeps safe against this process's own
+ * dumps (the pid in the name keeps other processes away).
+ */
+static int publish(const char *tmp, const char *path)
 {
-	struct dump_job *j = arg;
-	return goroutine_write(j->s, fd, j->debug);
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+		return -errno;
+	if (link(tmp, path) == 0) {
+		unlink(tmp);
+		return 0;
+	}
+	if (errno != EPERM && errno != ENOTSUP && errno != ENOSYS)
+		return -errno;
+	if (faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return -EEXIST;
+	if (errno != ENOENT)
+		return -errno;
+	return rename(tmp, path) == 0 ? 0 : -errno;
 }
 
-/* Writes both files of a snapshot; copies the .txt path to out. */
+/*
+ * Gives the two temporary files their names: <base>.goroutine.pb.gz and
+ * .txt, or <base>-<n>.goroutine... (n = 2, 3, ...) for the first n whose
+ * names are both free, so that no dump replaces another, whether of this
+ * process in the same millisecond or a stale one.  The .pb.gz goes first:
+ * once the .txt (the name announced and returned) exists, so does its
+ * pair.  On error nothing is left under a final name and the temporary
+ * files are still there for the caller to remove; -ERANGE if the .txt
+ * path does not fit in out (out_len > 0).
+ */
+static int publish_pair(const char *dir, const char *base, const char *pb_tmp,
+			const char *txt_tmp, char *out, size_t out_len)
+{
+	char pb[DUMP_PATH_MAX], txt[DUMP_PATH_MAX], suffix[16] = "";
+	int err = -EEXIST;
+
+	pthread_mutex_lock(&D.name_lock);
+	for (int n = 1; n <= DUMP_NAME_TRIES && err == -EEXIST; n++) {
+		if (n > 1)
+			snprintf(suffix, sizeof(suffix), "-%d", n);
+		if ((size_t)snprintf(pb, sizeof(pb), "%s/%s%s.goroutine.pb.gz",
+				     dir, base, suffix) >= sizeof(pb) ||
+		    (size_t)snprintf(txt, sizeof(txt), "%s/%s%s.goroutine.txt",
+				     dir, base, suffix) >= sizeof(txt)) {
+			err = CO_EINVAL;
+			break;
+		}
+		if (out && out_len && strlen(txt) >= out_len) {
+			err = CO_ERANGE;
+			break;
+		}
+		if ((err = publish(pb_tmp, pb)) != 0)
+			continue;
+		if ((err = publish(txt_tmp, txt)) == 0)
+			break;
+		/* The .txt name is taken (a stale file): take the .pb.gz
+		 * back to its temporary name and try the next pair. */
+		if (rename(pb, pb_tmp) != 0)
+			unlink(pb);
+	}
+	pthread_mutex_unlock(&D.name_lock);
+	if (err == 0 && out && out_len)
+		memcpy(out, txt, strlen(txt) + 1);
+	return err;
+}
+
+/*
+ * Writes both files of a snapshot and copies the .txt path to out (when
+ * out_len > 0).  Every check that can fail without a disk (the path's
+ * length against DUMP_PATH_MAX, -EINVAL, and against out_len, -ERANGE)
+ * comes before the snapshot; whatever fails later removes what it wrote.
+ */
 static int dump_snapshot(const char *dir, char *out, size_t out_len)
 {
 	struct snapshot s;
-	char stamp[64], name[128];
-	struct timespec ts;
-	struct tm tm;
+	char base[96], txt[DUMP_PATH_MAX], pb_tmp[DUMP_PATH_MAX];
+	char txt_tmp[DUMP_PATH_MAX];
 	int err;
 
 	dir = dump_dir(dir);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+	dump_base_name(base, sizeof(base));
+	if ((size_t)snprintf(txt, sizeof(txt), "%s/%s.goroutine.txt", dir,
+			     base) >= sizeof(txt))
+		return CO_EINVAL;
+	if (out && out_len && strlen(txt) >= out_len)
+		return CO_ERANGE;
 	if ((err = snapshot_take(&s)) < 0)
 		return err;
 	/* The .txt first: the .pb.gz groups the snapshot, which reorders it
 	 * (group_tasks), and debug=2 prints in id order. */
-	struct dump_job pb = {&s, 0}, txt = {&s, 2};
-	char txt_name[128];
-	snprintf(txt_name, sizeof(txt_name), "copper-%d-%s.%03ldZ.goroutine.txt",
-		 (int)getpid(), stamp, ts.tv_nsec / 1000000);
-	err = prof_write_atomic(dir, txt_name, write_goroutine, &txt);
+	err = write_temp(dir, base, ".goroutine.txt", &s, 2, txt_tmp);
 	if (err == 0) {
-		snprintf(name, sizeof(name), "copper-%d-%s.%03ldZ.goroutine.pb.gz",
-			 (int)getpid(), stamp, ts.tv_nsec / 1000000);
-		err = prof_write_atomic(dir, name, write_goroutine, &pb);
-		if (err) {
-			/* Keep the pair whole: drop the .txt too. */
-			char txt_path[4096];
-			snprintf(txt_path, sizeof(txt_path), "%s/%s", dir, txt_name);
-			unlink(txt_path);
+		err = write_temp(dir, base, ".goroutine.pb.gz", &s, 0, pb_tmp);
+		if (err == 0) {
+			err = publish_pair(dir, base, pb_tmp, txt_tmp, out,
+					   out_len);
+			if (err)
+				unlink(pb_tmp);
 		}
+		if (err)
+			unlink(txt_tmp);
 	}
-	if (err == 0 && out && out_len)
-		snprintf(out, out_len, "%s/%s", dir, txt_name);
 	snapshot_free(&s);
 	return err;
 }
@@ -169,7 +302,7 @@ static void announce(const char *why, const char *dir, int err,
 
 static void watchdog_check(void)
 {
-	char path[4096], *dir = NULL;
+	char path[DUMP_PATH_MAX], *dir = NULL;
 	size_t max;
 	bool fire = false;
 
@@ -212,7 +345,7 @@ static void *dump_thread(void *arg)
 
 	dump_thread_mask();
 	for (;;) {
-		char buf[64], path[4096];
+		char buf[64], path[DUMP_PATH_MAX];
 		int timeout = D.watch_max ? WATCHDOG_POLL_MS : -1;
 		int r = poll(&pfd, 1, timeout);
 		ssize_t n = r > 0 ? read(D.pipe[0], buf, sizeof(buf)) : 0;
@@ -239,11 +372,54 @@ static void *dump_thread(void *arg)
 	}
 }
 
-static void dump_signal(int sig)
+/* Its address marks a kick: the dump signal, queued by this process to
+ * worker 0 alone, so that worker 0 blocks it (worker0_block_locked). */
+static char kick_cookie;
+
+_Static_assert(NSIG <= 65, "worker0_blocked holds signals 1 to 64");
+
+static bool worker0_blocks(int sig)
+{
+	return atomic_load(&D.worker0_blocked) >> (sig - 1) & 1;
+}
+
+static bool is_kick(const siginfo_t *si)
+{
+	return si && si->si_code == SI_QUEUE && si->si_pid == getpid() &&
+	       si->si_value.sival_ptr == &kick_cookie;
+}
+
+/*
+ * A kick, in the handler on worker 0: block sig there for the rest of the
+ * run by adding it to the mask that returning from this handler restores.
+ * If that mask blocks more than worker 0 does, this handler interrupted
+ * another one (the runtime's SIGURG handler, say), whose own return would
+ * restore the older mask and undo the change: answer KICK_NESTED, and the
+ * kicker kicks again.  Once co_run is ending (worker0_live false), worker
+ * 0's mask is being restored, and a late kick changes nothing.
+ */
+static void kick_take(int sig, ucontext_t *uc)
+{
+	if (!atomic_load(&D.worker0_live))
+		return;
+	for (int s = 1; s < NSIG; s++) {
+		if (s != sig && sigismember(&uc->uc_sigmask, s) == 1 &&
+		    !worker0_blocks(s)) {
+			atomic_store(&D.worker0_ack, KICK_NESTED);
+			return;
+		}
+	}
+	sigaddset(&uc->uc_sigmask, sig);
+	atomic_store(&D.worker0_ack, KICK_BLOCKED);
+}
+
+static void dump_signal(int sig, siginfo_t *si, void *ctx)
 {
 	int saved = errno;
-	(void)sig;
-	if (write(D.pipe[1], "d", 1) < 0) {
+
+	if (is_kick(si))
+		kick_take(sig, ctx);
+	else if (write(D.pipe[1], "d", 1) < 0) {
 		/* The pipe is full: a dump is already pending. */
 	}
 	errno = saved;
@@ -286,6 +462,74 @@ static bool signal_usable(int signo)
 	}
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Kicks worker 0 with signo until its handler answers KICK_BLOCKED (see
+ * kick_take); false if no answer comes within KICK_TIMEOUT_MS.  A kick
+ * waits only while worker 0 has signo blocked: in a handler of signo for
+ * a moment, or for good if code on worker 0 blocked it behind Copper's
+ * back, and then worker 0 blocks it already.
+ */
+static bool worker0_kick(int signo)
+{
+	const union sigval cookie = {.sival_ptr = &kick_cookie};
+	const struct timespec pause = {0, 50 * 1000};
+	int64_t end = mono_ms() + KICK_TIMEOUT_MS;
+	int ack = KICK_NESTED;
+
+	while (ack == KICK_NESTED) {
+		atomic_store(&D.worker0_ack, KICK_WAITING);
+		if (pthread_sigqueue(D.worker0, signo, cookie) != 0)
+			return false;
+		while ((ack = atomic_load(&D.worker0_ack)) == KICK_WAITING) {
+			if (mono_ms() >= end)
+				return false;
+			nanosleep(&pause, NULL);
+		}
+	}
+	return true;
+}
+
+/*
+ * Makes worker 0 block signo for the rest of the run, as the other workers
+ * do from their start (they block every signal a dump can use): directly
+ * on worker 0 itself, by a kick from any other thread.  Call with D.lock
+ * (no kick then races co_run's end, worker0_restore), after installing
+ * dump_signal for signo, which is what takes the kick.
+ */
+static void worker0_block_locked(int signo)
+{
+	if (!atomic_load(&D.worker0_live) || worker0_blocks(signo))
+		return;
+	if (pthread_equal(pthread_self(), D.worker0)) {
+		sigset_t one;
+		sigemptyset(&one);
+		sigaddset(&one, signo);
+		pthread_sigmask(SIG_BLOCK, &one, NULL);
+	} else if (!worker0_kick(signo)) {
+		return;
+	}
+	atomic_fetch_or(&D.worker0_blocked, (uint64_t)1 << (signo - 1));
+}
+
+/* On worker 0 as co_run ends (or fails to start): no more kicks, and the
+ * mask worker 0 had before lifecycle_start. */
+static void worker0_restore(void)
+{
+	pthread_mutex_lock(&D.lock);
+	bool live = atomic_exchange(&D.worker0_live, false);
+	pthread_mutex_unlock(&D.lock);
+	if (live)
+		pthread_sigmask(SIG_SETMASK, &D.worker0_mask, NULL);
+}
+
 CO_EXTERN int co_dump_on_signal(int signo, const char *dir)
 {
 	struct sigaction sa;
@@ -300,9 +544,12 @@ CO_EXTERN int co_dump_on_signal(int signo, const char *dir)
 	if ((err = thread_start_locked()) < 0)
 		goto out;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = dump_signal;
-	sa.sa_flags = SA_RESTART;
+	sa.sa_sigaction = dump_signal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	/* A snapshot's request waits until the handler returns: no dump
+	 * shows a task inside it, wherever it ran. */
 	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGURG);
 	if (D.signo && D.signo != signo)
 		sigaction(D.signo, &D.old_sa, NULL);
 	if (sigaction(signo, &sa, D.signo == signo ? NULL : &D.old_sa) != 0) {
@@ -313,33 +560,19 @@ CO_EXTERN int co_dump_on_signal(int signo, const char *dir)
 	free(D.sig_dir);
 	D.sig_dir = copy;
 	copy = NULL;
+	/* Every worker blocks it, so the dump thread takes it. */
+	worker0_block_locked(signo);
 out:
 	pthread_mutex_unlock(&D.lock);
 	free(copy);
-	if (err == 0) {
-		/* Workers block it, so the dump thread takes it; a task calling
-		 * this may run on worker 0, the caller's own thread. */
-		sigset_t one;
-		sigemptyset(&one);
-		sigaddset(&one, signo);
-		if (co_self())
-			pthread_sigmask(SIG_BLOCK, &one, NULL);
+	if (err == 0)
 		send_byte('s'); /* must arrive: the thread re-masks on it */
-	}
 	return err;
 }
 
 CO_EXTERN int co_dump_tasks(const char *dir, char *path_out, size_t path_len)
 {
-	char path[4096];
-	int err = dump_snapshot(dir, path, sizeof(path));
-
-	if (err == 0 && path_out && path_len) {
-		if (strlen(path) >= path_len)
-			return CO_ERANGE;
-		memcpy(path_out, path, strlen(path) + 1);
-	}
-	return err;
+	return dump_snapshot(dir, path_out, path_out ? path_len : 0);
 }
 
 CO_EXTERN int co_watchdog(size_t max_tasks, const char *dir)
@@ -387,37 +620,53 @@ CO_EXTERN int co_dump_json(int fd)
 static int lifecycle_start(void)
 {
 	const char *v = getenv("COPPER_SIGDUMP");
+	sigset_t block, now;
+	uint64_t bits = 0;
+	bool sigdump;
+	int err;
 
 	if (v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
 		fprintf(stderr, "copper: invalid COPPER_SIGDUMP=\"%s\": want 0 "
 				"or 1\n", v);
 		return CO_EINVAL;
 	}
+	sigdump = !v || strcmp(v, "0") != 0;
 	v = getenv("COPPER_DUMP_DIR");
 	if (v && !*v) {
 		fprintf(stderr, "copper: invalid COPPER_DUMP_DIR=\"\": want a "
 				"directory\n");
 		return CO_EINVAL;
 	}
-	if (getenv("COPPER_SIGDUMP") && strcmp(getenv("COPPER_SIGDUMP"), "0") == 0)
-		return 0;
 	/* This runs on worker 0, the thread that called co_run: block the
 	 * dump signal here for the run, so that the dump thread takes it
-	 * rather than a task running on this thread. */
-	sigset_t one;
-	sigemptyset(&one);
-	sigaddset(&one, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &one, &D.worker0_mask);
-	D.worker0_masked = true;
-	return co_dump_on_signal(SIGUSR1, NULL);
+	 * rather than a task running on this thread.  Record the thread and
+	 * its mask in any case: co_dump_on_signal, called later from any
+	 * worker, blocks its signal here too. */
+	sigemptyset(&block);
+	pthread_mutex_lock(&D.lock);
+	if (sigdump)
+		sigaddset(&block, SIGUSR1);
+	if (D.signo)
+		sigaddset(&block, D.signo); /* chosen before co_run */
+	pthread_sigmask(SIG_BLOCK, &block, &D.worker0_mask);
+	pthread_sigmask(SIG_BLOCK, NULL, &now);
+	for (int s = 1; s < NSIG; s++)
+		if (sigismember(&now, s) == 1)
+			bits |= (uint64_t)1 << (s - 1);
+	atomic_store(&D.worker0_blocked, bits);
+	D.worker0 = pthread_self();
+	atomic_store(&D.worker0_live, true);
+	pthread_mutex_unlock(&D.lock);
+	if (sigdump && (err = co_dump_on_signal(SIGUSR1, NULL)) < 0) {
+		worker0_restore(); /* co_run does not call lifecycle_stop */
+		return err;
+	}
+	return 0;
 }
 
 static void lifecycle_stop(void)
 {
-	if (D.worker0_masked) {
-		pthread_sigmask(SIG_SETMASK, &D.worker0_mask, NULL);
-		D.worker0_masked = false;
-	}
+	worker0_restore();
 	pthread_mutex_lock(&D.lock);
 	bool running = D.running;
 	if (D.signo)

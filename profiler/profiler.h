@@ -133,12 +133,4 @@ PROF_INTERNAL void goroutine_print_task(FILE *f, const struct snapshot *s,
 /* JSON, one object per task. */
 PROF_INTERNAL int goroutine_write_json(const struct snapshot *s, int fd);
 
-/* ------------------------------------------------------------------------
- * Files (dump.c)
- * ---------------------------------------------------------------------- */
-/* Writes fn's output to dir/name through a temporary file renamed into
- * place: no partial file is ever left.  Returns 0 or -errno. */
-PROF_INTERNAL int prof_write_atomic(const char *dir, const char *name,
-				    int (*fn)(int fd, void *arg), void *arg);
-
 #endif /* COPPER_PROFILER_PROFILER_H */

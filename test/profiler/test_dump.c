@@ -31,16 +31,35 @@
  *                         modes, a path under /dev/null).
  *   4. On demand          co_dump_tasks writes the pair and returns the .txt
  *                         path; COPPER_DUMP_DIR is the default directory;
- *                         -ERANGE for a short buffer; an error and no file
- *                         for a bad directory.  co_dump_on_signal with
- *                         another signal; -EINVAL for SIGKILL and 0.
+ *                         -ERANGE for a short buffer (even one byte short),
+ *                         writing nothing; an error and no file for a bad
+ *                         directory.  co_dump_on_signal with another signal;
+ *                         -EINVAL for SIGKILL and 0.
  *   5. Watchdog           crossing the threshold writes one pair, staying
  *                         above writes no more, dropping below and crossing
  *                         again writes another; 0 turns it off.
  *   6. Deadlock           a process whose tasks all block exits with status
  *                         2, "fatal error: all goroutines are asleep -
  *                         deadlock!" and a debug=2 block for every task.
+ *   7. Names              a dump never replaces a file: in a millisecond
+ *                         whose names are taken (a pair, a lone .pb.gz, a
+ *                         lone .txt) it takes the first free -<n> pair,
+ *                         leaving the old files as they were, and -ERANGE
+ *                         for a buffer too short for that name writes
+ *                         nothing; four workers dumping at once into one
+ *                         directory get a whole pair each.
+ *   8. Signal on workers  co_dump_on_signal(SIGUSR2) from a task on a worker
+ *                         other than worker 0 (2 and 4 workers, with
+ *                         COPPER_SIGDUMP unset and 0) leaves SIGUSR2 blocked
+ *                         on every worker, worker 0 included; kill(2) from a
+ *                         plain thread while tasks run on every worker gives
+ *                         one pair per signal, no task caught in the
+ *                         handler, and the tasks go on; worker 0's mask is
+ *                         restored after co_run.  The same call while worker
+ *                         0 is inside another signal handler still blocks
+ *                         SIGUSR2 there once that handler returns.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 
@@ -755,11 +774,8 @@ static void task_main_dump_tasks(void *arg)
 	od_chan = co_chan_new(sizeof(int), 0);
 	for (int i = 0; i < 2; i++)
 		CHECK(co_go(task_dump_parked, NULL) != 0);
-	/* Names carry the time to the millisecond: a pause between dumps
-	 * into one directory keeps them apart. */
 	od.err = co_dump_tasks(od_dir, od.path, sizeof(od.path));
 	od.err_env = co_dump_tasks(NULL, od.path_env, sizeof(od.path_env));
-	co_sleep(2 * TU_MS);
 	od.err_short = co_dump_tasks(od_dir, small, sizeof(small));
 	od.err_bad = co_dump_tasks("/dev/null/copper-dumps", NULL, 0);
 	CHECK_EQ(co_chan_close(od_chan), 0);
@@ -795,9 +811,10 @@ static void test_dump_tasks_returns_txt_path(void **state)
 	assert_true(pt_d2_frame_index(&d.b[0], "task_main_dump_tasks") >= 0);
 	pt_d2_free(&d);
 	pt_buf_free(&txt);
-	/* Two pairs there (the -ERANGE call wrote too), one in the default. */
+	/* One pair there (the -ERANGE call wrote nothing), one in the
+	 * default directory. */
 	assert_int_equal(od.err_short, -ERANGE);
-	assert_int_equal(check_pairs(od_dir, getpid(), stamps), 2);
+	assert_int_equal(check_pairs(od_dir, getpid(), stamps), 1);
 	assert_int_equal(od.err_env, 0);
 	snprintf(prefix, sizeof(prefix), "%s/copper-", od_env_dir);
 	assert_memory_equal(od.path_env, prefix, strlen(prefix));
@@ -835,6 +852,48 @@ static void test_dump_on_signal_other_signal(void **state)
 	assert_int_equal(check_pairs(od_dir, getpid(), stamps), 1);
 	assert_non_null(strstr(err, od_dir));
 	dir_remove(od_dir);
+}
+
+/*
+ * A buffer one byte short of the .txt path: -ERANGE and nothing written,
+ * not even a temporary file; one byte more, and the dump is written.
+ * (Names have a fixed length: the time is always to the millisecond.)
+ */
+static struct {
+	char dir[64];
+	size_t need;             /* strlen of the .txt path, with its NUL */
+	int err_short, err_exact;
+	size_t files_after_short;
+	char path[512];
+} sb;
+
+static void task_main_short_buffer(void *arg)
+{
+	char buf[512];
+	(void)arg;
+
+	sb.err_short = co_dump_tasks(sb.dir, buf, sb.need - 1);
+	sb.files_after_short = dir_count(sb.dir);
+	sb.err_exact = co_dump_tasks(sb.dir, sb.path, sb.need);
+}
+
+static void test_dump_tasks_short_buffer_writes_nothing(void **state)
+{
+	char stamps[4][128], name[128];
+
+	(void)state;
+	temp_dir(sb.dir, sizeof(sb.dir));
+	snprintf(name, sizeof(name),
+		 "/copper-%d-20260101T000000.000Z.goroutine.txt",
+		 (int)getpid());
+	sb.need = strlen(sb.dir) + strlen(name) + 1;
+	tu_run(task_main_short_buffer, NULL);
+	assert_int_equal(sb.err_short, -ERANGE);
+	assert_int_equal(sb.files_after_short, 0);
+	assert_int_equal(sb.err_exact, 0);
+	assert_int_equal(strlen(sb.path) + 1, sb.need);
+	assert_int_equal(check_pairs(sb.dir, getpid(), stamps), 1);
+	dir_remove(sb.dir);
 }
 
 /* ------------------------------------------------------------------------
@@ -978,6 +1037,624 @@ static void test_dump_deadlock_exit_2_with_dump(void **state)
 	pt_d2_free(&d);
 }
 
+/* ------------------------------------------------------------------------
+ * 7. Names: a dump never replaces a file
+ * ---------------------------------------------------------------------- */
+
+/* Removes every entry of dir, however many, then dir. */
+static void dir_remove_all(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[512];
+
+	if (d) {
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 ||
+			    strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+static int64_t real_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "copper-<pid>-<UTC time>" for the wall-clock millisecond ms, as
+ * docs/operating.md gives it. */
+static void dump_base(int64_t ms, char *buf, size_t len)
+{
+	time_t sec = (time_t)(ms / 1000);
+	char stamp[32];
+	struct tm tm;
+
+	gmtime_r(&sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+	snprintf(buf, len, "copper-%d-%s.%03dZ", (int)getpid(), stamp,
+		 (int)(ms % 1000));
+}
+
+#define NT_LEAD_MS 250      /* from now to the first taken millisecond */
+#define NT_WINDOW_MS 40     /* milliseconds whose names are all taken */
+#define NT_ATTEMPTS 4       /* each with twice the lead of the one before */
+
+/* What a stale dump left for each millisecond: a whole pair, a lone
+ * .pb.gz under -2, a lone .txt under -3.  So -4 is the first free pair,
+ * and -3 makes the dump take back a .pb.gz it had already named. */
+static const char *const nt_taken[] = {
+	".goroutine.pb.gz", ".goroutine.txt", "-2.goroutine.pb.gz",
+	"-3.goroutine.txt",
+};
+#define NT_TAKEN (sizeof(nt_taken) / sizeof(nt_taken[0]))
+
+static struct {
+	char dir[64];
+	int64_t first;           /* the first taken millisecond */
+	size_t short_len;        /* room for an unsuffixed .txt path only */
+	int64_t before, after;   /* wall clock around the two dumps */
+	int err_short, err;
+	size_t files_after_short;
+	char path[512];
+} nt;
+
+static void nt_take_names(void)
+{
+	char base[128], path[512];
+
+	for (int64_t ms = nt.first; ms < nt.first + NT_WINDOW_MS; ms++) {
+		dump_base(ms, base, sizeof(base));
+		for (size_t k = 0; k < NT_TAKEN; k++) {
+			snprintf(path, sizeof(path), "%s/%s%s", nt.dir, base,
+				 nt_taken[k]);
+			int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+			int fd = open(path, flags, 0644);
+			assert_true(fd >= 0);
+			assert_int_equal(write(fd, "stale\n", 6), 6);
+			close(fd);
+		}
+	}
+}
+
+static void task_main_names_taken(void *arg)
+{
+	char buf[512];
+	int64_t now;
+	(void)arg;
+
+	while ((now = real_ms()) < nt.first + 1)
+		co_sleep(TU_MS);
+	nt.before = now;
+	nt.err_short = co_dump_tasks(nt.dir, buf, nt.short_len);
+	nt.files_after_short = dir_count(nt.dir);
+	nt.err = co_dump_tasks(nt.dir, nt.path, sizeof(nt.path));
+	nt.after = real_ms();
+}
+
+/* Every name a stale dump left still holds what it held. */
+static void nt_assert_untouched(void)
+{
+	char base[128], path[512];
+	struct pt_buf b;
+
+	for (int64_t ms = nt.first; ms < nt.first + NT_WINDOW_MS; ms++) {
+		dump_base(ms, base, sizeof(base));
+		for (size_t k = 0; k < NT_TAKEN; k++) {
+			snprintf(path, sizeof(path), "%s/%s%s", nt.dir, base,
+				 nt_taken[k]);
+			assert_int_equal(pt_read_file(path, &b), 0);
+			if (strcmp(b.data, "stale\n") != 0)
+				fail_msg("%s was replaced", path);
+			pt_buf_free(&b);
+		}
+	}
+}
+
+/*
+ * co_dump_tasks in a millisecond whose names are taken (every millisecond
+ * of a window around the call is, see nt_taken): -ERANGE for a buffer
+ * that holds the plain name but not "-4", writing nothing; then the pair
+ * <base>-4.goroutine.{pb.gz,txt}, every stale file untouched, and no
+ * other new file (no temporary, no .pb.gz under -3).
+ */
+static void test_dump_tasks_names_taken_next_suffix(void **state)
+{
+	char base[128], want[512], pb[512];
+	struct pt_buf txt;
+	struct pt_d2 d;
+	int attempt;
+
+	(void)state;
+	for (attempt = 0; attempt < NT_ATTEMPTS; attempt++) {
+		temp_dir(nt.dir, sizeof(nt.dir));
+		nt.first = real_ms() + ((int64_t)NT_LEAD_MS << attempt);
+		nt_take_names();
+		dump_base(nt.first, base, sizeof(base));
+		nt.short_len = strlen(nt.dir) + 1 + strlen(base) +
+			       strlen(".goroutine.txt") + 1;
+		tu_run(task_main_names_taken, NULL);
+		if (nt.before >= nt.first &&
+		    nt.after < nt.first + NT_WINDOW_MS)
+			break;
+		/* The dumps ran outside the window (a slow machine). */
+		printf("# attempt %d: the dumps ran %lld to %lld ms after the "
+		       "first taken millisecond\n", attempt,
+		       (long long)(nt.before - nt.first),
+		       (long long)(nt.after - nt.first));
+		dir_remove_all(nt.dir);
+	}
+	if (attempt == NT_ATTEMPTS)
+		fail_msg("the dumps never ran inside the window");
+	assert_int_equal(nt.err_short, -ERANGE);
+	assert_int_equal(nt.files_after_short, NT_TAKEN * NT_WINDOW_MS);
+	assert_int_equal(nt.err, 0);
+	/* <dir>/<base of a millisecond in the window>-4.goroutine.txt */
+	const char *name = nt.path + strlen(nt.dir) + 1;
+	assert_true(strlen(nt.path) > strlen(nt.dir) + 1);
+	assert_memory_equal(nt.path, nt.dir, strlen(nt.dir));
+	assert_true(strlen(name) == strlen(base) + strlen("-4.goroutine.txt"));
+	snprintf(want, sizeof(want), "%.*s-4.goroutine.txt", (int)strlen(base),
+		 name);
+	assert_string_equal(name, want);
+	snprintf(pb, sizeof(pb), "%s/%.*s-4.goroutine.pb.gz", nt.dir,
+		 (int)strlen(base), name);
+	assert_int_equal(access(pb, F_OK), 0);
+	assert_int_equal(dir_count(nt.dir), NT_TAKEN * NT_WINDOW_MS + 2);
+	nt_assert_untouched();
+	assert_int_equal(pt_read_file(nt.path, &txt), 0);
+	if (!pt_parse_debug2(txt.data, txt.len, &d))
+		fail_msg("%s\n%s", d.err, txt.data);
+	assert_int_equal(d.n, 1);
+	pt_d2_free(&d);
+	pt_buf_free(&txt);
+	dir_remove_all(nt.dir);
+}
+
+/*
+ * The number of tasks in the dump whose .txt is at path, after checking
+ * that the pair is whole and agrees: the .txt holds that many "goroutine
+ * N [...]:" blocks and the .pb.gz beside it decodes to as many tasks.
+ * (Headers only: under AddressSanitizer a task caught running inside an
+ * interceptor has C++ frames that the strict debug=2 parser refuses.)
+ */
+static int pair_tasks(const char *path)
+{
+	char pb_path[512], err[256];
+	struct pt_buf txt, pb;
+	int blocks = 0;
+	int64_t total = 0;
+
+	assert_true(strlen(path) > 3);
+	snprintf(pb_path, sizeof(pb_path), "%.*s.pb.gz",
+		 (int)(strlen(path) - 4), path);
+	assert_int_equal(pt_read_file(path, &txt), 0);
+	for (const char *q = txt.data; q; q = strchr(q, '\n')) {
+		q += *q == '\n';
+		unsigned long long id;
+		char c;
+		blocks += sscanf(q, "goroutine %llu [%c", &id, &c) == 2;
+	}
+	bool handler = strstr(txt.data, "dump_signal") != NULL;
+	pt_buf_free(&txt);
+	if (handler)
+		fail_msg("%s: a task was caught in the signal handler", path);
+	assert_int_equal(pt_read_file(pb_path, &pb), 0);
+	pt_pb_profile *prof = pt_decode(pb.data, pb.len, err, sizeof(err));
+	pt_buf_free(&pb);
+	if (!prof)
+		fail_msg("%s does not decode: %s", pb_path, err);
+	for (size_t i = 0; i < prof->n_sample; i++)
+		total += prof->sample[i]->value[0];
+	pt_pb_free(prof);
+	if (total != blocks)
+		fail_msg("%s holds %d tasks, the .pb.gz %lld", path, blocks,
+			 (long long)total);
+	return blocks;
+}
+
+#define CC_TASKS 4
+#define CC_DUMPS 6
+
+static struct {
+	char dir[64];
+	_Atomic int ready;
+	int err[CC_TASKS][CC_DUMPS];
+	char path[CC_TASKS][CC_DUMPS][512];
+} cc;
+
+static void task_cc_dumper(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+
+	atomic_fetch_add(&cc.ready, 1);
+	CHECK(TU_WAIT_UNTIL(atomic_load(&cc.ready) == CC_TASKS, 10 * TU_SEC));
+	for (int k = 0; k < CC_DUMPS; k++)
+		cc.err[i][k] = co_dump_tasks(cc.dir, cc.path[i][k],
+					     sizeof(cc.path[i][k]));
+}
+
+static void task_main_concurrent_dumps(void *arg)
+{
+	(void)arg;
+	CHECK_EQ(testing_nprocs(), 4);
+	for (int i = 0; i < CC_TASKS; i++)
+		CHECK(co_go(task_cc_dumper, (void *)(intptr_t)i) != 0);
+	CHECK(tu_wait_num_tasks(1, 60 * TU_SEC));
+}
+
+/*
+ * Four tasks on four workers dump into one directory at once, many in the
+ * same millisecond: every call gets its own pair (CC_TASKS * CC_DUMPS
+ * pairs under distinct names, each whole, its two files agreeing).
+ */
+static void test_dump_tasks_concurrent_names_unique(void **state)
+{
+	char stamps[CC_TASKS * CC_DUMPS][128];
+	int suffixed = 0;
+
+	(void)state;
+	temp_dir(cc.dir, sizeof(cc.dir));
+	atomic_store(&cc.ready, 0);
+	tu_setenv("COPPER_PROCS", "4");
+	tu_run(task_main_concurrent_dumps, NULL);
+	tu_setenv("COPPER_PROCS", NULL);
+	for (int i = 0; i < CC_TASKS; i++) {
+		for (int k = 0; k < CC_DUMPS; k++) {
+			if (cc.err[i][k] != 0)
+				fail_msg("dump %d of task %d: %s", k, i,
+					 co_strerror(cc.err[i][k]));
+			/* Task 1 and the dumpers not yet done. */
+			int n = pair_tasks(cc.path[i][k]);
+			if (n < 2 || n > CC_TASKS + 1)
+				fail_msg("%s: %d tasks", cc.path[i][k], n);
+			suffixed += strstr(cc.path[i][k], "Z-") != NULL;
+		}
+	}
+	assert_int_equal(check_pairs(cc.dir, getpid(), stamps),
+			 CC_TASKS * CC_DUMPS);
+	printf("# %d of %d dumps shared a millisecond with another\n", suffixed,
+	       CC_TASKS * CC_DUMPS);
+	dir_remove(cc.dir);
+}
+
+/* ------------------------------------------------------------------------
+ * 8. The dump signal is blocked on every worker
+ * ---------------------------------------------------------------------- */
+
+#define SW_CALLERS 4
+#define SW_SIGNALS 3
+#define SW_MAX_PROCS 8
+
+static struct {
+	char dir[64];
+	int procs;
+	pid_t main_tid;                 /* worker 0: the thread of co_run */
+	_Atomic int claimed;            /* a caller not on worker 0 won */
+	_Atomic bool called, stop, sender_done;
+	int err, caller_worker;
+	bool w0_blocked;                /* worker 0, right after the call */
+	int workers_seen, workers_blocked;
+	_Atomic pid_t tid[SW_MAX_PROCS]; /* worker id -> its thread */
+	_Atomic long rounds;            /* work done by the busy tasks */
+	long rounds_at_end_of_signals, rounds_later;
+	int sent, dumped;
+} sw;
+
+/* Whether thread tid of this process blocks sig (SigBlk in /proc). */
+static bool thread_blocks(pid_t tid, int sig)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	if (!(f = fopen(path, "r")))
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+			found = true;
+	fclose(f);
+	return found && (mask >> (sig - 1) & 1);
+}
+
+/* .goroutine.txt files in dir: whole dumps (the .txt is named last). */
+static int txt_count(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		n += e->d_name[0] != '.' && len > 14 &&
+		     strcmp(e->d_name + len - 14, ".goroutine.txt") == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Moves the dump to SIGUSR2 from the first task that finds itself on a
+ * worker other than worker 0. */
+static void task_sw_caller(void *arg)
+{
+	(void)arg;
+	int64_t end = co_now() + 10 * TU_SEC;
+
+	while (!atomic_load(&sw.called) && co_now() < end) {
+		int w = testing_worker_id();
+		if (w > 0 && atomic_exchange(&sw.claimed, 1) == 0) {
+			sw.caller_worker = w;
+			sw.err = co_dump_on_signal(SIGUSR2, sw.dir);
+			atomic_store(&sw.called, true);
+			return;
+		}
+		co_yield();
+	}
+}
+
+/* Runs (never parks) until told to stop, noting which thread runs each
+ * worker. */
+static void task_sw_busy(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&sw.stop)) {
+		int w = testing_worker_id();
+		if (w >= 0 && w < SW_MAX_PROCS)
+			atomic_store(&sw.tid[w], gettid());
+		for (volatile int k = 0; k < 20000; k++)
+			;
+		atomic_fetch_add(&sw.rounds, 1);
+		co_yield();
+	}
+}
+
+/* A plain thread, not a worker, that sends SIGUSR2 to the process (as
+ * kill -USR2 would) and waits for each dump. */
+static void *sw_sender(void *arg)
+{
+	sigset_t one;
+	(void)arg;
+
+	sigemptyset(&one);
+	sigaddset(&one, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &one, NULL);
+	for (int i = 0; i < SW_SIGNALS; i++) {
+		int64_t end = now_ms() + 10000;
+		if (kill(getpid(), SIGUSR2) != 0)
+			break;
+		sw.sent++;
+		while (txt_count(sw.dir) < i + 1 && now_ms() < end)
+			poll(NULL, 0, 2);
+		if ((sw.dumped = txt_count(sw.dir)) < i + 1)
+			break;
+	}
+	atomic_store(&sw.sender_done, true);
+	return NULL;
+}
+
+static void task_main_signal_workers(void *arg)
+{
+	pthread_t sender;
+	(void)arg;
+
+	CHECK_EQ(testing_nprocs(), sw.procs);
+	for (int i = 0; i < SW_CALLERS; i++)
+		CHECK(co_go(task_sw_caller, NULL) != 0);
+	CHECK(TU_WAIT_UNTIL(atomic_load(&sw.called), 20 * TU_SEC));
+	sw.w0_blocked = thread_blocks(sw.main_tid, SIGUSR2);
+	CHECK(tu_wait_num_tasks(1, 10 * TU_SEC));
+
+	/* Every worker busy, then the signals. */
+	for (int i = 0; i < sw.procs; i++)
+		CHECK(co_go(task_sw_busy, NULL) != 0);
+	(void)TU_WAIT_UNTIL(atomic_load(&sw.rounds) > 20 * sw.procs,
+			    5 * TU_SEC);
+	CHECK_EQ(pthread_create(&sender, NULL, sw_sender, NULL), 0);
+	CHECK(TU_WAIT_UNTIL(atomic_load(&sw.sender_done), 60 * TU_SEC));
+	pthread_join(sender, NULL);
+
+	/* Still running: the busy tasks go on. */
+	sw.rounds_at_end_of_signals = atomic_load(&sw.rounds);
+	(void)TU_WAIT_UNTIL(atomic_load(&sw.rounds) >
+			    sw.rounds_at_end_of_signals + 10, 5 * TU_SEC);
+	sw.rounds_later = atomic_load(&sw.rounds);
+	for (int w = 0; w < sw.procs; w++) {
+		pid_t tid = w == 0 ? sw.main_tid : atomic_load(&sw.tid[w]);
+		if (w == 0 && atomic_load(&sw.tid[0]))
+			CHECK_EQ(atomic_load(&sw.tid[0]), sw.main_tid);
+		if (!tid)
+			continue;
+		sw.workers_seen++;
+		sw.workers_blocked += thread_blocks(tid, SIGUSR2);
+	}
+	atomic_store(&sw.stop, true);
+	CHECK(tu_wait_num_tasks(1, 10 * TU_SEC));
+}
+
+/*
+ * co_dump_on_signal(SIGUSR2) from a task on a worker other than worker 0,
+ * with procs workers (COPPER_SIGDUMP as sigdump, NULL: unset): every
+ * worker, worker 0 included, blocks SIGUSR2 from then on, so only the
+ * dump thread takes it.  kill(2) from a plain thread while tasks run on
+ * every worker gives one pair per signal, none showing a task inside the
+ * signal handler, and the tasks keep running.  After co_run, worker 0
+ * (this thread) has its old mask back.
+ */
+static void run_signal_workers(int procs, const char *sigdump)
+{
+	char stamps[SW_SIGNALS][128], err[16384], n[8], path[512];
+	struct tu_capture cap;
+	sigset_t before, after;
+	int announced = 0;
+
+	memset(&sw, 0, sizeof(sw));
+	sw.procs = procs;
+	sw.main_tid = gettid();
+	temp_dir(sw.dir, sizeof(sw.dir));
+	snprintf(n, sizeof(n), "%d", procs);
+	tu_setenv("COPPER_PROCS", n);
+	tu_setenv("COPPER_SIGDUMP", sigdump);
+	pthread_sigmask(SIG_BLOCK, NULL, &before);
+	tu_capture_begin(&cap);
+	tu_run(task_main_signal_workers, NULL);
+	tu_capture_end(&cap, err, sizeof(err));
+	pthread_sigmask(SIG_BLOCK, NULL, &after);
+	tu_setenv("COPPER_PROCS", NULL);
+	tu_setenv("COPPER_SIGDUMP", NULL);
+
+	assert_int_equal(sw.err, 0);
+	assert_true(sw.caller_worker > 0);
+	if (!sw.w0_blocked)
+		fail_msg("co_dump_on_signal(SIGUSR2) on worker %d left SIGUSR2 "
+			 "unblocked on worker 0", sw.caller_worker);
+	assert_true(sw.workers_seen >= 2);
+	assert_int_equal(sw.workers_blocked, sw.workers_seen);
+	assert_int_equal(sw.sent, SW_SIGNALS);
+	assert_int_equal(sw.dumped, SW_SIGNALS);
+	assert_true(sw.rounds_later > sw.rounds_at_end_of_signals);
+	assert_int_equal(check_pairs(sw.dir, getpid(), stamps), SW_SIGNALS);
+	for (int i = 0; i < SW_SIGNALS; i++) {
+		snprintf(path, sizeof(path), "%s/copper-%d-%s.goroutine.txt",
+			 sw.dir, (int)getpid(), stamps[i]);
+		assert_int_equal(pair_tasks(path), 1 + procs);
+	}
+	for (const char *q = strstr(err, "copper: signal: wrote"); q;
+	     q = strstr(q + 1, "copper: signal: wrote"))
+		announced++;
+	if (announced != SW_SIGNALS)
+		fail_msg("want %d announcements, got %d:\n%s", SW_SIGNALS,
+			 announced, err);
+	/* Worker 0's mask is its own again. */
+	assert_false(sigismember(&after, SIGUSR2));
+	for (int s = 1; s < NSIG; s++)
+		assert_int_equal(sigismember(&after, s),
+				 sigismember(&before, s));
+	dir_remove(sw.dir);
+}
+
+static void test_dump_on_signal_other_worker_blocks_on_all(void **state)
+{
+	(void)state;
+	run_signal_workers(2, NULL);
+}
+
+static void test_dump_on_signal_other_worker_sigdump_0(void **state)
+{
+	(void)state;
+	run_signal_workers(4, "0");
+}
+
+#define NK_HANDLER_MS 100
+
+static struct {
+	char dir[64];
+	pthread_t worker0;              /* this thread, worker 0 in co_run */
+	pid_t main_tid;
+	_Atomic int in_handler;         /* 1 inside, 2 once it returned */
+	_Atomic int claimed;
+	_Atomic bool called;
+	int err, caller_worker;
+	int64_t call_ms;                /* how long co_dump_on_signal took */
+	bool inside_at_call;            /* the handler ran when it was called */
+	bool w0_blocked;
+} nk;
+
+/* Keeps worker 0 inside a handler (SIGWINCH blocked meanwhile) for a
+ * while, as a program's own handler or the runtime's SIGURG one can. */
+static void nk_winch(int sig)
+{
+	int64_t end = now_ms() + NK_HANDLER_MS;
+	(void)sig;
+	atomic_store(&nk.in_handler, 1);
+	while (now_ms() < end)
+		;
+	atomic_store(&nk.in_handler, 2);
+}
+
+static void task_nk_caller(void *arg)
+{
+	(void)arg;
+	int64_t end = co_now() + 10 * TU_SEC;
+
+	while (!atomic_load(&nk.called) && co_now() < end) {
+		int w = testing_worker_id();
+		if (w > 0 && atomic_exchange(&nk.claimed, 1) == 0) {
+			int64_t t0;
+			nk.caller_worker = w;
+			CHECK_EQ(pthread_kill(nk.worker0, SIGWINCH), 0);
+			t0 = now_ms() + 10000;
+			while (atomic_load(&nk.in_handler) == 0 &&
+			       now_ms() < t0)
+				;
+			t0 = now_ms();
+			nk.inside_at_call = atomic_load(&nk.in_handler) == 1;
+			nk.err = co_dump_on_signal(SIGUSR2, nk.dir);
+			nk.call_ms = now_ms() - t0;
+			atomic_store(&nk.called, true);
+			return;
+		}
+		co_yield();
+	}
+}
+
+static void task_main_kick_nested(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < SW_CALLERS; i++)
+		CHECK(co_go(task_nk_caller, NULL) != 0);
+	CHECK(TU_WAIT_UNTIL(atomic_load(&nk.called), 20 * TU_SEC));
+	CHECK(TU_WAIT_UNTIL(atomic_load(&nk.in_handler) == 2, 5 * TU_SEC));
+	nk.w0_blocked = thread_blocks(nk.main_tid, SIGUSR2);
+	CHECK(tu_wait_num_tasks(1, 10 * TU_SEC));
+}
+
+/*
+ * co_dump_on_signal(SIGUSR2) from worker 1 while worker 0 is inside a
+ * signal handler of the program's: the kick lands in that handler, where
+ * blocking SIGUSR2 would be undone when the outer handler returns, so the
+ * call waits for the handler to end and worker 0 blocks SIGUSR2 after it.
+ */
+static void test_dump_on_signal_kick_nested_in_handler(void **state)
+{
+	struct sigaction sa, old;
+	struct tu_capture cap;
+	char err[4096];
+
+	(void)state;
+	memset(&nk, 0, sizeof(nk));
+	temp_dir(nk.dir, sizeof(nk.dir));
+	nk.worker0 = pthread_self();
+	nk.main_tid = gettid();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = nk_winch;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGWINCH, &sa, &old), 0);
+	tu_setenv("COPPER_PROCS", "2");
+	tu_capture_begin(&cap);
+	tu_run(task_main_kick_nested, NULL);
+	tu_capture_end(&cap, err, sizeof(err));
+	tu_setenv("COPPER_PROCS", NULL);
+	assert_int_equal(sigaction(SIGWINCH, &old, NULL), 0);
+	assert_int_equal(nk.err, 0);
+	assert_true(nk.caller_worker > 0);
+	assert_true(nk.inside_at_call);
+	if (!nk.w0_blocked)
+		fail_msg("a kick inside another handler left SIGUSR2 unblocked "
+			 "on worker 0 (co_dump_on_signal took %lld ms)",
+			 (long long)nk.call_ms);
+	dir_remove(nk.dir);
+}
+
 #define T(f) cmocka_unit_test(f)
 
 int main(void)
@@ -993,8 +1670,14 @@ int main(void)
 		T(test_dump_unwritable_dir_reports_and_keeps_running),
 		T(test_dump_tasks_returns_txt_path),
 		T(test_dump_on_signal_other_signal),
+		T(test_dump_tasks_short_buffer_writes_nothing),
 		T(test_dump_watchdog_once_per_crossing),
 		T(test_dump_deadlock_exit_2_with_dump),
+		T(test_dump_tasks_names_taken_next_suffix),
+		T(test_dump_tasks_concurrent_names_unique),
+		T(test_dump_on_signal_other_worker_blocks_on_all),
+		T(test_dump_on_signal_other_worker_sigdump_0),
+		T(test_dump_on_signal_kick_nested_in_handler),
 	};
 
 	/* COPPER_TEST_FILTER=test_dump_watchdog* runs some of the cases. */
