@@ -43,6 +43,7 @@
  * so the inbox never holds a freed np.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -396,7 +397,11 @@ static void uv_call_submit(void *arg)
 {
 	struct uv_call *c = arg;
 	struct worker *w = sched_worker();
+	sigset_t old;
+	bool masked = sched_pool_mask_begin(&old); /* it may start the pool */
 	int err = c->submit(&w->loop, c->arg);
+
+	sched_pool_mask_end(masked, &old, err);
 
 	if (err < 0) {
 		c->err = err;

@@ -19,6 +19,7 @@
 #define COPPER_RUNTIME_RUNTIME_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -335,6 +336,13 @@ struct worker {
 	_Atomic uint64_t nspawned;                /* tasks spawned here */
 	_Atomic uint64_t nexited;                 /* tasks exited here */
 };
+
+/* Around a libuv request that may start libuv's thread pool: gives the
+ * calling thread the workers' signal mask until the pool exists, so that
+ * its threads inherit it.  begin returns whether it changed the mask. */
+CO_INTERNAL bool sched_pool_mask_begin(sigset_t *old);
+CO_INTERNAL void sched_pool_mask_end(bool masked, const sigset_t *old,
+				     int err);
 
 CO_INTERNAL struct worker *sched_worker(void);
 CO_INTERNAL struct task *sched_current(void);

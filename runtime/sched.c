@@ -1011,9 +1011,13 @@ static void blocking_submit(void *arg)
 	struct blocking_req *b = arg;
 	struct worker *w = sched_worker();
 
+	sigset_t old;
+	bool masked = sched_pool_mask_begin(&old);
+
 	b->worker = w;
 	b->req.data = b;
 	b->err = uv_queue_work(&w->loop, &b->req, blocking_work, blocking_done);
+	sched_pool_mask_end(masked, &old, b->err);
 	if (b->err == 0)
 		atomic_fetch_add(&w->uv_pending, 1);
 	else
@@ -1379,20 +1383,56 @@ static void worker_bind_thread(struct worker *w)
 	}
 }
 
+/* The signals a worker blocks: all but the synchronous ones (a fault
+ * must reach its handler) and SIGURG (snapshot requests, introspect.c).
+ * Process-directed signals, SIGPIPE and the dump signal included, are
+ * left to other threads (the dump thread takes the dump signal). */
+static void worker_blocked_signals(sigset_t *set)
+{
+	sigfillset(set);
+	sigdelset(set, SIGSEGV);
+	sigdelset(set, SIGBUS);
+	sigdelset(set, SIGFPE);
+	sigdelset(set, SIGILL);
+	sigdelset(set, SIGURG);
+}
+
+/*
+ * libuv starts its thread pool inside the first request that needs one,
+ * and the pool's threads inherit the signal mask of the thread making it.
+ * That may be worker 0, the program's own thread, which blocks only what
+ * Copper needs: so the first request is made with the workers' mask, and
+ * no pool thread ever takes a process-directed signal (a dump signal
+ * chosen later, the program's SIGINT) that no worker would take either.
+ */
+static _Atomic bool pool_started;
+
+bool sched_pool_mask_begin(sigset_t *old)
+{
+	sigset_t set;
+
+	if (likely(atomic_load_explicit(&pool_started, memory_order_acquire)))
+		return false;
+	worker_blocked_signals(&set);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+	return true;
+}
+
+void sched_pool_mask_end(bool masked, const sigset_t *old, int err)
+{
+	if (!masked)
+		return;
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+	if (err == 0)
+		atomic_store_explicit(&pool_started, true, memory_order_release);
+}
+
 static void *worker_thread(void *arg)
 {
 	struct worker *w = arg;
 	sigset_t all;
 
-	/* Process-directed signals (SIGUSR1 dumps) go to other threads. */
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGURG); /* snapshot requests (introspect.c) */
-	/* Everything else, SIGPIPE and the dump signal included, is left to
-	 * other threads (the dump thread takes the dump signal). */
+	worker_blocked_signals(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	worker_bind_thread(w);
 	fatal_thread_init();

@@ -19,11 +19,17 @@
  *                      parallel on the pool; callers that reuse their stack
  *                      the moment co_blocking returns (on another worker)
  *                      are not disturbed by the completion.
+ *   6. Signals         the pool's threads block the process-directed
+ *                      signals every worker blocks (SIGTERM, SIGUSR2, a
+ *                      dump signal chosen later), even when worker 0, the
+ *                      program's thread, started the pool.  Runs first:
+ *                      the pool starts once per process.
  *
  * Registered with the default worker count and with COPPER_PROCS=1, 2
  * and 4; the worker-stays-free case sets COPPER_PROCS=1 itself.
  */
 #include <pthread.h>
+#include <signal.h>
 
 #include "test_util.h"
 
@@ -402,9 +408,68 @@ static void test_blocking_caller_reuses_frame_at_once(void **state)
 			 NSCRIBBLERS * SCRIBBLE_CALLS);
 }
 
+/* ------------------------------------------------------------------------
+ * 6. Signals
+ * ---------------------------------------------------------------------- */
+
+static _Atomic unsigned long long pool_sigblk; /* SigBlk of a pool thread */
+
+/* The calling thread's blocked-signal mask, from /proc. */
+static unsigned long long thread_sigblk(void)
+{
+	char line[256];
+	unsigned long long mask = 0;
+	FILE *f = fopen("/proc/thread-self/status", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+			break;
+	fclose(f);
+	return mask;
+}
+
+static void fn_read_mask(void *arg)
+{
+	(void)arg;
+	atomic_store(&pool_sigblk, thread_sigblk());
+}
+
+static void task_main_pool_mask(void *arg)
+{
+	(void)arg;
+	CHECK_EQ(testing_worker_id(), 0);
+	/* Worker 0 itself leaves these to the program. */
+	CHECK((thread_sigblk() & (1ull << (SIGTERM - 1))) == 0);
+	CHECK_EQ(co_blocking(fn_read_mask, NULL), 0);
+}
+
+static void test_blocking_pool_blocks_async_signals(void **state)
+{
+	const char *old = getenv("COPPER_PROCS");
+	char *saved = old ? strdup(old) : NULL;
+	unsigned long long m;
+
+	(void)state;
+	tu_setenv("COPPER_PROCS", "1");
+	tu_run(task_main_pool_mask, NULL);
+	tu_setenv("COPPER_PROCS", saved);
+	free(saved);
+	m = atomic_load(&pool_sigblk);
+	assert_true(m & (1ull << (SIGTERM - 1)));
+	assert_true(m & (1ull << (SIGUSR2 - 1)));
+	assert_true(m & (1ull << (SIGINT - 1)));
+	/* Faults still reach their handlers; SIGURG is the runtime's. */
+	assert_false(m & (1ull << (SIGSEGV - 1)));
+	assert_false(m & (1ull << (SIGURG - 1)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		/* 6. Signals: first, while the pool does not exist yet */
+		cmocka_unit_test(test_blocking_pool_blocks_async_signals),
 		/* 1. Where it runs */
 		cmocka_unit_test(test_blocking_runs_on_another_thread),
 		/* 2. The worker stays free */
