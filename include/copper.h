@@ -333,8 +333,10 @@ CO_EXTERN int co_labels_get(const char *key, char *buf, size_t len);
  * ...goroutine.txt (debug=2), each written to a temporary name and
  * renamed, never over an existing file (names taken, by another dump in
  * the same millisecond say: <time>-2, -3, ...), announced on stderr.
- * Every worker blocks signo from then on, so that Copper's dump thread,
- * not a task, takes it.  co_run sets this up for SIGUSR1 unless
+ * Every worker blocks signo from then on (see docs/operating.md for the
+ * rare case where worker 0 cannot be made to within a second), so that
+ * Copper's dump thread, not a task, takes it.  co_run sets this up for
+ * SIGUSR1 unless
  * COPPER_SIGDUMP=0.  Returns 0, -EINVAL for a signal Copper cannot use.
  */
 CO_EXTERN int co_dump_on_signal(int signo, const char *dir);

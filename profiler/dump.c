@@ -31,9 +31,11 @@
  * back when co_run returns.
  *
  * Invariants: a dump never replaces a file and leaves no file behind on
- * error; co_dump_tasks returns -ERANGE (or -EINVAL) before writing
- * anything; while co_run runs, only the dump thread (and threads of the
- * program's own) leave the dump signal unblocked.
+ * error; co_dump_tasks checks its path against -ERANGE and -EINVAL before
+ * taking the snapshot (a suffixed name found too long later is reported
+ * after the temporary files are removed); while co_run runs, only the
+ * dump thread (and threads of the program's own) leave the dump signal
+ * unblocked, unless worker 0 could not be kicked (worker0_kick).
  *
  * Environment: COPPER_SIGDUMP=0 disables the SIGUSR1 set-up (1, the
  * default, enables it); COPPER_DUMP_DIR names the directory (default
@@ -74,8 +76,10 @@
 #define DUMP_NAME_TRIES 1000    /* suffixes (and temporary names) tried */
 #define KICK_TIMEOUT_MS 1000    /* wait for worker 0 to block a signal */
 
-/* What worker 0's handler answers to a kick (D.worker0_ack). */
-enum { KICK_WAITING, KICK_BLOCKED, KICK_NESTED };
+/* What worker 0's handler answers to a kick: D.worker0_ack is the kick's
+ * index << 2 | one of these, or -1 while no answer has come. */
+enum { KICK_BLOCKED = 1, KICK_NESTED = 2 };
+#define KICK_SLOTS 64           /* kick indexes, reused in turn */
 
 static struct {
 	pthread_mutex_t lock;       /* guards everything but the pipe, the
@@ -96,7 +100,8 @@ static struct {
 	sigset_t worker0_mask;      /* worker 0's mask before lifecycle_start */
 	_Atomic uint64_t worker0_blocked; /* what worker 0 blocks now, bit
 	                             * sig-1; changed under lock only */
-	_Atomic int worker0_ack;    /* KICK_*: worker 0's answer to a kick */
+	_Atomic int worker0_ack;    /* worker 0's answer to a kick */
+	unsigned kick_seq;          /* kicks sent, under lock */
 } D = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.name_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -372,9 +377,11 @@ static void *dump_thread(void *arg)
 	}
 }
 
-/* Its address marks a kick: the dump signal, queued by this process to
- * worker 0 alone, so that worker 0 blocks it (worker0_block_locked). */
-static char kick_cookie;
+/* An address in here marks a kick: the dump signal, queued by this
+ * process to worker 0 alone, so that worker 0 blocks it
+ * (worker0_block_locked).  Which one tells the answer to this kick from a
+ * late answer to an earlier one. */
+static char kick_cookies[KICK_SLOTS];
 
 _Static_assert(NSIG <= 65, "worker0_blocked holds signals 1 to 64");
 
@@ -383,10 +390,15 @@ static bool worker0_blocks(int sig)
 	return atomic_load(&D.worker0_blocked) >> (sig - 1) & 1;
 }
 
-static bool is_kick(const siginfo_t *si)
+/* The index of the kick si carries, or -1 if it is not a kick. */
+static int kick_index(const siginfo_t *si)
 {
-	return si && si->si_code == SI_QUEUE && si->si_pid == getpid() &&
-	       si->si_value.sival_ptr == &kick_cookie;
+	uintptr_t p, base = (uintptr_t)kick_cookies;
+
+	if (!si || si->si_code != SI_QUEUE || si->si_pid != getpid())
+		return -1;
+	p = (uintptr_t)si->si_value.sival_ptr;
+	return p >= base && p < base + KICK_SLOTS ? (int)(p - base) : -1;
 }
 
 /*
@@ -398,27 +410,29 @@ static bool is_kick(const siginfo_t *si)
  * kicker kicks again.  Once co_run is ending (worker0_live false), worker
  * 0's mask is being restored, and a late kick changes nothing.
  */
-static void kick_take(int sig, ucontext_t *uc)
+static void kick_take(int sig, ucontext_t *uc, int index)
 {
 	if (!atomic_load(&D.worker0_live))
 		return;
 	for (int s = 1; s < NSIG; s++) {
 		if (s != sig && sigismember(&uc->uc_sigmask, s) == 1 &&
 		    !worker0_blocks(s)) {
-			atomic_store(&D.worker0_ack, KICK_NESTED);
+			atomic_store(&D.worker0_ack, index << 2 | KICK_NESTED);
 			return;
 		}
 	}
 	sigaddset(&uc->uc_sigmask, sig);
-	atomic_store(&D.worker0_ack, KICK_BLOCKED);
+	atomic_store(&D.worker0_ack, index << 2 | KICK_BLOCKED);
 }
 
 static void dump_signal(int sig, siginfo_t *si, void *ctx)
 {
 	int saved = errno;
 
-	if (is_kick(si))
-		kick_take(sig, ctx);
+	int kick = kick_index(si);
+
+	if (kick >= 0)
+		kick_take(sig, ctx, kick);
 	else if (write(D.pipe[1], "d", 1) < 0) {
 		/* The pipe is full: a dump is already pending. */
 	}
@@ -472,29 +486,43 @@ static int64_t mono_ms(void)
 
 /*
  * Kicks worker 0 with signo until its handler answers KICK_BLOCKED (see
- * kick_take); false if no answer comes within KICK_TIMEOUT_MS.  A kick
- * waits only while worker 0 has signo blocked: in a handler of signo for
- * a moment, or for good if code on worker 0 blocked it behind Copper's
- * back, and then worker 0 blocks it already.
+ * kick_take); false if that does not happen within KICK_TIMEOUT_MS.  A
+ * kick waits only while worker 0 has signo blocked: in a handler of signo
+ * for a moment, or for good if code on worker 0 blocked it behind
+ * Copper's back, and then worker 0 blocks it already.  After a NESTED
+ * answer it waits 1 ms, doubling to 100 ms, before the next kick: a
+ * handler lasts that long, or worker 0's mask changed since co_run began
+ * (then every answer is NESTED, and a second of fast kicks would only
+ * interrupt worker 0's system calls).  Called with D.lock.
  */
 static bool worker0_kick(int signo)
 {
-	const union sigval cookie = {.sival_ptr = &kick_cookie};
 	const struct timespec pause = {0, 50 * 1000};
-	int64_t end = mono_ms() + KICK_TIMEOUT_MS;
-	int ack = KICK_NESTED;
+	int64_t end = mono_ms() + KICK_TIMEOUT_MS, backoff_ns = 1000000;
+	int ack;
 
-	while (ack == KICK_NESTED) {
-		atomic_store(&D.worker0_ack, KICK_WAITING);
+	for (;;) {
+		int index = (int)(D.kick_seq++ % KICK_SLOTS);
+		union sigval cookie = {.sival_ptr = &kick_cookies[index]};
+
+		atomic_store(&D.worker0_ack, -1);
 		if (pthread_sigqueue(D.worker0, signo, cookie) != 0)
 			return false;
-		while ((ack = atomic_load(&D.worker0_ack)) == KICK_WAITING) {
+		while ((ack = atomic_load(&D.worker0_ack)) == -1 ||
+		       ack >> 2 != index) {
 			if (mono_ms() >= end)
 				return false;
 			nanosleep(&pause, NULL);
 		}
+		if ((ack & 3) == KICK_BLOCKED)
+			return true;
+		if (mono_ms() + backoff_ns / 1000000 >= end)
+			return false;
+		struct timespec ts = {0, (long)backoff_ns};
+		nanosleep(&ts, NULL);
+		if (backoff_ns < 100000000)
+			backoff_ns *= 2;
 	}
-	return true;
 }
 
 /*

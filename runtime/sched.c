@@ -31,7 +31,9 @@
  * Idle workers.  A worker with nothing to do spins for a bounded time
  * looking for work to steal (at most half the busy workers spin, and at
  * least one): SPIN_PAUSE_NS with the pause instruction, then the rest of
- * SPIN_NS calling sched_yield between looks.  Spinning buys a quick
+ * SPIN_NS calling sched_yield between looks, no longer counted as a
+ * spinner (a yield may cost it a time slice, so wakers should not count
+ * on it).  Spinning buys a quick
  * reaction and saves a sleep and a wake-up (5-10 us of kernel time on a
  * virtual machine) when work comes soon, but a pausing spinner keeps a
  * core from every other thread: with wrk and the server on two cores a
@@ -1084,7 +1086,10 @@ static struct task *steal_any(struct worker *w)
 }
 
 /* Spins looking for work, up to SPIN_NS (see "Idle workers" above); at
- * most half the busy workers (and at least one) spin at a time. */
+ * most half the busy workers (and at least one) spin at a time.  Counted
+ * as spinning (wakep then wakes nobody) only while it pauses; while it
+ * yields it keeps looking uncounted.  A spinner also prepares fresh
+ * stacks between looks when a spawner ran short (stack_prepare). */
 static struct task *spin_for_work(struct worker *w)
 {
 	if (!w->spinning) {
@@ -1099,6 +1104,8 @@ static struct task *spin_for_work(struct worker *w)
 		struct task *t = steal_any(w);
 		if (!t)
 			t = runq_get(w);
+		if (!t)
+			t = global_get(w, RUNQ_SIZE / 2);
 		if (t) {
 			spin_stop(w);
 			/* Go's resetspinning: keep a spinner while there is
@@ -1109,6 +1116,12 @@ static struct task *spin_for_work(struct worker *w)
 		}
 		if (atomic_load_explicit(&S.stopping, memory_order_relaxed))
 			break;
+		if (stack_prepare()) {
+			/* A batch of fresh stacks for a busy spawner, between
+			 * two looks for work; then spin afresh. */
+			start = co_now();
+			continue;
+		}
 		if ((i & 15) == 15) {
 			/* Readiness and completions can make work too: look
 			 * at this worker's loop without blocking (Go's
@@ -1123,6 +1136,16 @@ static struct task *spin_for_work(struct worker *w)
 		if (now - start >= SPIN_NS)
 			break;
 		if (now - start >= SPIN_PAUSE_NS) {
+			/* Off the spinner count first: sched_yield may lose
+			 * the core for a whole time slice, and meanwhile a
+			 * producer should wake an idle worker rather than
+			 * count on this one.  Go's rule after dropping
+			 * spinning: look once more before going on. */
+			if (w->spinning) {
+				spin_stop(w);
+				atomic_thread_fence(memory_order_seq_cst);
+				continue;
+			}
 			sched_yield(); /* the core to whoever else wants it */
 		} else {
 			for (int k = 0; k < 4; k++)
@@ -1260,8 +1283,6 @@ static struct task *find_work(struct worker *w)
 			break;
 		if ((t = global_get(w, RUNQ_SIZE / 2)) != NULL)
 			break;
-		if (stack_prepare())
-			continue; /* a few fresh stacks for a busy spawner */
 		if ((t = spin_for_work(w)) != NULL)
 			break;
 		if (co_now() >= timers_next_all())

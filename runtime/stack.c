@@ -40,9 +40,10 @@
  * the kernel must zero (1.2-2 us on this project's machines, 70% of a cold
  * spawn).  A burst of spawns from one task would pay them all serially on
  * one thread while the other workers look for work.  So when a spawner
- * finds the pool empty it raises want_fresh, and workers with nothing to
- * run carve and touch PREPARE_BATCH slots at a time into the pool (until
- * it holds PREPARE_TARGET), going back to their queues between batches:
+ * finds the pool empty it raises want_fresh, and spinning workers (with
+ * nothing to run) carve and touch PREPARE_BATCH slots at a time into the
+ * pool until it holds PREPARE_TARGET (each of several preparers may pass
+ * it by one batch), stealing work between batches:
  * the faults move to idle cores, the spawner gets slots that are already
  * warm.  It costs at most PREPARE_TARGET touched pages that nobody may
  * use.  Rejected: deferring the first touch to the worker that first runs
@@ -269,6 +270,7 @@ int stack_init(size_t usable_size)
 	stk.mprotect_budget = read_max_map_count() / 4;
 	stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0u);
 	stk.npool = 0;
+	atomic_store(&stk.want_fresh, false); /* a new run starts unprepared */
 	/* Probe once: a kernel without MADV_GUARD_INSTALL says EINVAL. */
 	void *probe = mmap(NULL, 2 * stk.page, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

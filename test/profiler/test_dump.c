@@ -1082,8 +1082,11 @@ static void dump_base(int64_t ms, char *buf, size_t len)
 		 (int)(ms % 1000));
 }
 
-#define NT_LEAD_MS 250      /* from now to the first taken millisecond */
-#define NT_WINDOW_MS 40     /* milliseconds whose names are all taken */
+#define NT_LEAD_MS 1000     /* from now to the first taken millisecond:
+			       longer than taking the window's names (800
+			       files, about 0.4 s on this VM's ext4) */
+#define NT_WINDOW_MS 200    /* milliseconds whose names are all taken: ten
+			       times what the two dumps (four fsyncs) take */
 #define NT_ATTEMPTS 4       /* each with twice the lead of the one before */
 
 /* What a stale dump left for each millisecond: a whole pair, a lone
@@ -1561,6 +1564,7 @@ static struct {
 	pthread_t worker0;              /* this thread, worker 0 in co_run */
 	pid_t main_tid;
 	_Atomic int in_handler;         /* 1 inside, 2 once it returned */
+	_Atomic bool calling;           /* the caller is about to call */
 	_Atomic int claimed;
 	_Atomic bool called;
 	int err, caller_worker;
@@ -1569,15 +1573,19 @@ static struct {
 	bool w0_blocked;
 } nk;
 
-/* Keeps worker 0 inside a handler (SIGWINCH blocked meanwhile) for a
- * while, as a program's own handler or the runtime's SIGURG one can. */
+/* Keeps worker 0 inside a handler (SIGWINCH blocked meanwhile), as a
+ * program's own handler or the runtime's SIGURG one can: until
+ * NK_HANDLER_MS after the caller said it calls co_dump_on_signal, so the
+ * call surely starts while worker 0 is inside, however late the caller
+ * gets its CPU (and at most 10 s, should the caller never come). */
 static void nk_winch(int sig)
 {
-	int64_t end = now_ms() + NK_HANDLER_MS;
+	int64_t give_up = now_ms() + 10000, end = INT64_MAX, now;
 	(void)sig;
 	atomic_store(&nk.in_handler, 1);
-	while (now_ms() < end)
-		;
+	while ((now = now_ms()) < end && now < give_up)
+		if (end == INT64_MAX && atomic_load(&nk.calling))
+			end = now + NK_HANDLER_MS;
 	atomic_store(&nk.in_handler, 2);
 }
 
@@ -1598,6 +1606,7 @@ static void task_nk_caller(void *arg)
 				;
 			t0 = now_ms();
 			nk.inside_at_call = atomic_load(&nk.in_handler) == 1;
+			atomic_store(&nk.calling, true);
 			nk.err = co_dump_on_signal(SIGUSR2, nk.dir);
 			nk.call_ms = now_ms() - t0;
 			atomic_store(&nk.called, true);
