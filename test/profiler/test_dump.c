@@ -1406,15 +1406,19 @@ static void task_sw_caller(void *arg)
 }
 
 /* Runs (never parks) until told to stop, noting which thread runs each
- * worker. */
+ * worker.  It yields only after a millisecond without a switch: two busy
+ * tasks that yield to each other at once keep their worker switching, and
+ * an idle worker steals a task only from a worker that has not switched
+ * for a while (sched.c, steal_runnext), so they would share one worker. */
 static void task_sw_busy(void *arg)
 {
 	(void)arg;
 	while (!atomic_load(&sw.stop)) {
 		int w = testing_worker_id();
+		int64_t until = co_now() + TU_MS;
 		if (w >= 0 && w < SW_MAX_PROCS)
 			atomic_store(&sw.tid[w], gettid());
-		for (volatile int k = 0; k < 20000; k++)
+		while (co_now() < until && !atomic_load(&sw.stop))
 			;
 		atomic_fetch_add(&sw.rounds, 1);
 		co_yield();
