@@ -40,7 +40,9 @@
  * the kernel must zero (1.2-2 us on this project's machines, 70% of a cold
  * spawn).  A burst of spawns from one task would pay them all serially on
  * one thread while the other workers look for work.  So when a spawner
- * finds the pool empty it raises want_fresh, and spinning workers (with
+ * finds the pool empty, for the second time in the run (the first is the
+ * program starting, which may want only a few tasks), it raises
+ * want_fresh, and spinning workers (with
  * nothing to run) carve and touch PREPARE_BATCH slots at a time into the
  * pool until it holds PREPARE_TARGET (each of several preparers may pass
  * it by one batch), stealing work between batches:
@@ -121,6 +123,7 @@ static struct {
 	uint32_t nregions, regions_cap;
 
 	_Atomic bool want_fresh;     /* a spawner found the pool empty */
+	_Atomic uint32_t carves;     /* times spawners carved for themselves */
 
 	pthread_mutex_t pool_lock;   /* guards pool, npool, pool_cap */
 	struct task **pool;          /* dead slots, as pointers: moving them
@@ -271,6 +274,7 @@ int stack_init(size_t usable_size)
 	stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0u);
 	stk.npool = 0;
 	atomic_store(&stk.want_fresh, false); /* a new run starts unprepared */
+	atomic_store(&stk.carves, 0);
 	/* Probe once: a kernel without MADV_GUARD_INSTALL says EINVAL. */
 	void *probe = mmap(NULL, 2 * stk.page, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -361,8 +365,13 @@ struct task *stack_slot_get(struct worker *w)
 	if (unlikely(w->nslots == 0)) {
 		w->nslots = pool_take(w);
 		if (w->nslots == 0) {
-			atomic_store_explicit(&stk.want_fresh, true,
-					      memory_order_relaxed);
+			/* The first carve is a start-up, not a burst: a
+			 * program with a few tasks should not pay for 512
+			 * prepared stacks (nor a worker's 1.5 ms of faults). */
+			if (atomic_fetch_add_explicit(&stk.carves, 1,
+						      memory_order_relaxed) > 0)
+				atomic_store_explicit(&stk.want_fresh, true,
+						      memory_order_relaxed);
 			w->nslots = slots_carve(w->slot_cache, SLOT_BATCH);
 		}
 		if (w->nslots == 0)
