@@ -1101,11 +1101,9 @@ static struct task *spin_for_work(struct worker *w)
 	}
 	int64_t start = co_now(), now;
 	for (uint32_t i = 0;; i++) {
-		struct task *t = steal_any(w);
+		struct task *t = steal_any(w); /* the global queue too */
 		if (!t)
 			t = runq_get(w);
-		if (!t)
-			t = global_get(w, RUNQ_SIZE / 2);
 		if (t) {
 			spin_stop(w);
 			/* Go's resetspinning: keep a spinner while there is
