@@ -381,4 +381,32 @@ static inline void wait_status_at(const char *file, int line, uint64_t id,
 }
 #define WAIT_STATUS(id, want) wait_status_at(__FILE__, __LINE__, (id), (want))
 
+/* ------------------------------------------------------------------------
+ * Signal masks from /proc
+ * ---------------------------------------------------------------------- */
+
+/* Reads the mask line `field` ("SigBlk", "SigCgt", ...) of a /proc status
+ * file into *mask; false if the file or the line is missing. */
+static inline bool tu_status_sigmask(const char *path, const char *field,
+				     unsigned long long *mask)
+{
+	char line[256], fmt[32];
+	bool found = false;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return false;
+	snprintf(fmt, sizeof(fmt), "%s: %%llx", field);
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, fmt, mask) == 1;
+	fclose(f);
+	return found;
+}
+
+/* Whether mask, as read by tu_status_sigmask, holds sig. */
+static inline bool tu_sigmask_has(unsigned long long mask, int sig)
+{
+	return mask >> (sig - 1) & 1;
+}
+
 #endif /* COPPER_TEST_UTIL_H */

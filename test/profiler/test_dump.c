@@ -427,19 +427,12 @@ static void read_pair(const char *dir, pid_t pid, const char *stamp,
  * which is how an operator can tell that kill -USR1 will be answered. */
 static bool sig_caught(pid_t pid, int sig)
 {
-	char path[64], line[256];
+	char path[64];
 	unsigned long long mask = 0;
-	bool found = false;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return false;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "SigCgt: %llx", &mask) == 1)
-			found = true;
-	fclose(f);
-	return found && (mask >> (sig - 1) & 1);
+	return tu_status_sigmask(path, "SigCgt", &mask) &&
+	       tu_sigmask_has(mask, sig);
 }
 
 /*
@@ -1353,19 +1346,12 @@ static struct {
 /* Whether thread tid of this process blocks sig (SigBlk in /proc). */
 static bool thread_blocks(pid_t tid, int sig)
 {
-	char path[64], line[256];
+	char path[64];
 	unsigned long long mask = 0;
-	bool found = false;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
-	if (!(f = fopen(path, "r")))
-		return false;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "SigBlk: %llx", &mask) == 1)
-			found = true;
-	fclose(f);
-	return found && (mask >> (sig - 1) & 1);
+	return tu_status_sigmask(path, "SigBlk", &mask) &&
+	       tu_sigmask_has(mask, sig);
 }
 
 /* .goroutine.txt files in dir: whole dumps (the .txt is named last). */

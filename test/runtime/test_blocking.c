@@ -414,19 +414,13 @@ static void test_blocking_caller_reuses_frame_at_once(void **state)
 
 static _Atomic unsigned long long pool_sigblk; /* SigBlk of a pool thread */
 
-/* The calling thread's blocked-signal mask, from /proc. */
+/* The calling thread's blocked-signal mask, from /proc (0 if unreadable). */
 static unsigned long long thread_sigblk(void)
 {
-	char line[256];
 	unsigned long long mask = 0;
-	FILE *f = fopen("/proc/thread-self/status", "r");
 
-	if (!f)
+	if (!tu_status_sigmask("/proc/thread-self/status", "SigBlk", &mask))
 		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "SigBlk: %llx", &mask) == 1)
-			break;
-	fclose(f);
 	return mask;
 }
 

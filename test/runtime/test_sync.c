@@ -184,7 +184,10 @@ static void test_sync_mutex_mutual_exclusion(void **state)
  * without starvation mode fails the test instead of hanging it. */
 #define FAIR_HAMMERS 3
 #define FAIR_ROUNDS 20
-#define FAIR_BOUND (100 * TU_MS)
+#define FAIR_BOUND (500 * TU_MS) /* without starvation mode the waiter
+					  waits the full 5 s; 100 ms failed
+					  once with 4 workers on 2 loaded
+					  cores under ASan */
 
 struct fair {
 	co_mutex m;
