@@ -299,19 +299,33 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
-/* Entries of dir but . and .. (safe on a task's stack). */
-static size_t dir_count(const char *dir)
+/* Entries of dir but . and .. when suffix is NULL; else the names that do
+ * not start with '.' (no temporary file) and end with suffix.  Safe on a
+ * task's stack. */
+static size_t dir_count_matching(const char *dir, const char *suffix)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	size_t n = 0;
+	size_t n = 0, slen = suffix ? strlen(suffix) : 0;
 
 	if (!d)
 		return 0;
-	while ((e = readdir(d)) != NULL)
-		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (!suffix)
+			n += strcmp(e->d_name, ".") != 0 &&
+			     strcmp(e->d_name, "..") != 0;
+		else
+			n += e->d_name[0] != '.' && len > slen &&
+			     strcmp(e->d_name + len - slen, suffix) == 0;
+	}
 	closedir(d);
 	return n;
+}
+
+static size_t dir_count(const char *dir)
+{
+	return dir_count_matching(dir, NULL);
 }
 
 /* Every entry of dir but . and .., sorted; returns how many. */
@@ -335,15 +349,24 @@ static size_t dir_list(const char *dir, char names[][256], size_t max)
 	return n;
 }
 
+/* Removes every entry of dir, however many, then dir (made writable
+ * first: a test may have taken that away). */
 static void dir_remove(const char *dir)
 {
-	char names[64][256], path[512];
-	size_t n = dir_list(dir, names, 64);
+	DIR *d;
+	struct dirent *e;
+	char path[512];
 
 	chmod(dir, 0700);
-	for (size_t i = 0; i < n && i < 64; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		unlink(path);
+	if ((d = opendir(dir)) != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 ||
+			    strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+		closedir(d);
 	}
 	rmdir(dir);
 }
@@ -1034,26 +1057,6 @@ static void test_dump_deadlock_exit_2_with_dump(void **state)
  * 7. Names: a dump never replaces a file
  * ---------------------------------------------------------------------- */
 
-/* Removes every entry of dir, however many, then dir. */
-static void dir_remove_all(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[512];
-
-	if (d) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 ||
-			    strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 static int64_t real_ms(void)
 {
 	struct timespec ts;
@@ -1184,7 +1187,7 @@ static void test_dump_tasks_names_taken_next_suffix(void **state)
 		       "first taken millisecond\n", attempt,
 		       (long long)(nt.before - nt.first),
 		       (long long)(nt.after - nt.first));
-		dir_remove_all(nt.dir);
+		dir_remove(nt.dir);
 	}
 	if (attempt == NT_ATTEMPTS)
 		fail_msg("the dumps never ran inside the window");
@@ -1210,7 +1213,7 @@ static void test_dump_tasks_names_taken_next_suffix(void **state)
 	assert_int_equal(d.n, 1);
 	pt_d2_free(&d);
 	pt_buf_free(&txt);
-	dir_remove_all(nt.dir);
+	dir_remove(nt.dir);
 }
 
 /*
@@ -1357,19 +1360,7 @@ static bool thread_blocks(pid_t tid, int sig)
 /* .goroutine.txt files in dir: whole dumps (the .txt is named last). */
 static int txt_count(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		size_t len = strlen(e->d_name);
-		n += e->d_name[0] != '.' && len > 14 &&
-		     strcmp(e->d_name + len - 14, ".goroutine.txt") == 0;
-	}
-	closedir(d);
-	return n;
+	return (int)dir_count_matching(dir, ".goroutine.txt");
 }
 
 /* Moves the dump to SIGUSR2 from the first task that finds itself on a
