@@ -631,9 +631,18 @@ static inline struct task *pick_next_local(struct worker *w)
 	return t;
 }
 
-/* Switches from the running task t to next (or to the scheduler when next
- * is NULL).  Returns when t is resumed, possibly on another worker. */
-static void switch_from(struct worker *w, struct task *t, struct task *next)
+/*
+ * Switches from the running task t to next (or to the scheduler when next
+ * is NULL).  Returns when t is resumed, possibly on another worker: the
+ * switch hands back the resumer's worker, so no TLS read follows it.
+ * Inlined into its three callers (park, yield, exit): a yield then saves
+ * the callee-saved registers once in co_yield's prologue and once in the
+ * switch, instead of a third time in a frame of its own.  Profiles do not
+ * care: identical waits still share one return address (their park
+ * path's), and the symbolizer hides runtime frames, inlined ones too.
+ */
+static inline __attribute__((always_inline)) void
+switch_from(struct worker *w, struct task *t, struct task *next)
 {
 	if (unlikely(t->has_canary) && !stack_canary_ok(t))
 		co_fatal("stack overflow in task %llu (%s), created by task "
@@ -654,11 +663,9 @@ static void switch_from(struct worker *w, struct task *t, struct task *next)
 				 w->sched_stack_lo, w->sched_stack_size);
 		to = &w->sched_ctx;
 	}
-	/* One call site: every parked stack has the same return address
-	 * here, so identical waits group in profiles (Go's gopark). */
-	switch_context(&t->ctx, to);
+	w = switch_context(&t->ctx, to, w);
 	san_switch_finish(t->asan_fake_stack);
-	after_switch(sched_worker());
+	after_switch(w);
 }
 
 void sched_park(enum task_state state, enum wait_reason why,
@@ -879,19 +886,17 @@ CO_EXTERN __attribute__((noinline)) uint64_t co_go_named(const char *name,
  * two or three tasks taking turns on one worker, so the yielder goes into
  * the worker's one-task yield slot, which sits behind the run queue: when
  * the ring and runnext are empty, the slot's task runs next and the caller
- * takes its place, with no atomic operation at all.  The slot is not
- * visible to thieves; every scheduler visit (at least every 61 rounds)
- * flushes it into the ring, where idle workers can steal it.
+ * takes its place, without touching the ring.  Taking the slot is an
+ * exchange, because a thief may take it too (steal_runnext, once the
+ * worker has not switched for a while); every scheduler visit (at least
+ * every 61 rounds) flushes it into the ring.
  */
-CO_EXTERN void co_yield(void)
+/* co_yield when the fast path does not apply: the general case. */
+static __attribute__((noinline)) void yield_slow(struct worker *w,
+						 struct task *t)
 {
-	struct worker *w = sched_worker();
-	struct task *t = w ? w->current : NULL;
-	struct task *next;
+	struct task *next = pick_next_local(w);
 
-	if (!t)
-		return;
-	next = pick_next_local(w);
 	if (!next && (w->tick % SCHED_GLOBAL_EVERY) != 0 &&
 	    timer_next(w) == INT64_MAX &&
 	    !atomic_load_explicit(&S.stopping, memory_order_relaxed))
@@ -910,6 +915,46 @@ CO_EXTERN void co_yield(void)
 		/* Through the scheduler, which flushes the slot anyway. */
 		w->after_op = AFTER_YIELD;
 	}
+	w->after_task = t;
+	switch_from(w, t, next);
+}
+
+/*
+ * The fast path is the two-task swap: no visit due, no timer, runnext and
+ * the ring empty, a task in the slot.  It makes no call before the switch
+ * but the worker lookup, so the compiler needs no callee-saved register
+ * of its own and the registers are saved once, by the switch.  Anything
+ * else goes to yield_slow, which makes the same decision the long way.
+ */
+CO_EXTERN void co_yield(void)
+{
+	struct worker *w = sched_worker();
+	struct task *t = w ? w->current : NULL;
+	struct task *next;
+
+	if (!t)
+		return;
+	uint32_t tick = w->tick + 1;
+	if (unlikely(tick % SCHED_GLOBAL_EVERY == 0 ||
+		     timer_next(w) != INT64_MAX ||
+		     atomic_load_explicit(&S.stopping, memory_order_relaxed) ||
+		     atomic_load_explicit(&w->runnext, memory_order_relaxed) ||
+		     atomic_load_explicit(&w->runq.head, memory_order_relaxed) !=
+			     atomic_load_explicit(&w->runq.tail,
+						  memory_order_relaxed) ||
+		     !atomic_load_explicit(&w->yield_slot,
+					   memory_order_relaxed))) {
+		yield_slow(w, t);
+		return;
+	}
+	next = atomic_exchange(&w->yield_slot, NULL);
+	if (unlikely(!next)) { /* a thief took it just now */
+		yield_slow(w, t);
+		return;
+	}
+	w->tick = tick;
+	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+	w->after_op = AFTER_YIELD_SLOT;
 	w->after_task = t;
 	switch_from(w, t, next);
 }
@@ -1049,7 +1094,7 @@ static void run_task(struct worker *w, struct task *t)
 	mark_running(w, t);
 	san_switch_start(&w->sched_fake_stack, false, (void *)t->stack_lo,
 			 t->stack_hi - t->stack_lo);
-	switch_context(&w->sched_ctx, &t->ctx);
+	switch_context(&w->sched_ctx, &t->ctx, w);
 	san_switch_finish(w->sched_fake_stack);
 	after_switch(w);
 }

@@ -6,7 +6,11 @@
  * context on its own stack, stores the resulting stack pointer in from->sp,
  * loads to->sp and pops the registers saved there, returning into whatever
  * called switch_context on that stack (or into the entry trampoline for a
- * context that never ran).  Only callee-saved registers are saved: the
+ * context that never ran).  The value returned is the third argument of
+ * the switch that resumed the context: the scheduler passes its worker,
+ * so code resumed on another thread learns which one without reading
+ * thread-local storage (a TLS address the compiler cached before the
+ * switch would name the old thread's).  Only callee-saved registers are saved: the
  * switch is an ordinary function call to the compiler, so every
  * caller-saved register is already dead.  The floating-point control words
  * (MXCSR, x87 CW) are not saved, as in Go: a task that changes the rounding
@@ -54,8 +58,9 @@ struct switch_ctx {
 #error "Copper has no context switch for this architecture yet"
 #endif
 
-/* Defined in switch_<arch>.S. */
-void switch_context(struct switch_ctx *from, struct switch_ctx *to);
+/* Defined in switch_<arch>.S.  Returns the resumer's `pass`. */
+void *switch_context(struct switch_ctx *from, struct switch_ctx *to,
+		     void *pass);
 /* Entry of a fresh context: calls entry(arg) with the values planted by
  * switch_init_stack; entry must never return. */
 void switch_trampoline(void);

@@ -39,6 +39,7 @@ switch_context:
 	ldp	d14, d15, [sp, #128]
 	ldp	x29, x30, [sp, #160]
 	add	sp, sp, #176
+	mov	x0, x2
 	ret
 	.size	switch_context, .-switch_context
 

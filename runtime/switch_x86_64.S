@@ -2,7 +2,8 @@
 /*
  * switch_x86_64.S - switch_context() for x86-64 System V; the contract and
  * the saved-frame layout are in switch.h.  Six pushes, one store, one load,
- * six pops and a return: no system call, no signal mask, no FPU state.
+ * six pops, a move of the resumer's third argument into the return value
+ * and a return: no system call, no signal mask, no FPU state.
  */
 	.text
 	.p2align 4
@@ -25,6 +26,7 @@ switch_context:
 	popq	%r12
 	popq	%rbx
 	popq	%rbp
+	movq	%rdx, %rax
 	ret
 	.cfi_endproc
 	.size	switch_context, .-switch_context
