@@ -16,6 +16,21 @@
  * of spawns between counting and opening the epoch), the snapshot says it
  * is truncated rather than corrupting memory.
  *
+ * Keeping the arena.  With a million tasks the records touch about 300
+ * MiB.  Unmapping that after each profile and faulting it in again during
+ * the next walk is what stalled the tasks running on other workers: the
+ * kernel's workers hand the freed memory back to the hypervisor (free
+ * page reporting) and take a whole tick of a CPU a running task wanted,
+ * and the walk's page faults slow every vCPU down.  So the last arena is
+ * kept, with MADV_FREE on the part records touched: its pages stay mapped
+ * and are rewritten without a fault, unless memory runs short, when the
+ * kernel takes them back without writing them anywhere.  One arena is
+ * kept; a second snapshot taken meanwhile maps its own.  The cache is
+ * claimed with one atomic exchange, so the fatal dump may use it from a
+ * signal handler.  Rejected: keeping the pages dirty (a profiled process
+ * would hold the memory for good), pre-faulting with MADV_POPULATE_WRITE
+ * (the faults move, the reporting of the freed pages stays).
+ *
  * Invariant: after snapshot_take returns, tasks[0..n) point at complete
  * records, sorted with the taking task first, then by id.
  */
@@ -24,6 +39,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "copper.h"
 #include "profiler.h"
@@ -65,6 +81,9 @@ static void record_task(const struct task_info *ti, uintptr_t leaf_pc,
 						     name_len + 1)
 			  : NULL;
 	if (!t) {
+		/* A kept arena's tasks array is not zeroed: mark the hole. */
+		if (slot < s->cap)
+			s->tasks[slot] = NULL;
 		s->truncated = true;
 		return;
 	}
@@ -108,6 +127,95 @@ static void *map_noreserve(size_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* The kept arena (see "Keeping the arena"); owned by whoever set busy. */
+static struct {
+	_Atomic bool busy;
+	struct prof_task **tasks;  /* NULL when nothing is kept */
+	char *arena;
+	size_t cap, arena_size;
+} kept;
+
+static bool kept_claim(void)
+{
+	return !atomic_exchange_explicit(&kept.busy, true,
+					 memory_order_acquire);
+}
+
+static void kept_release(void)
+{
+	atomic_store_explicit(&kept.busy, false, memory_order_release);
+}
+
+static void unmap_arena(struct prof_task **tasks, size_t cap, char *arena,
+			size_t arena_size)
+{
+	if (tasks)
+		munmap(tasks, cap * sizeof(*tasks));
+	if (arena)
+		munmap(arena, arena_size);
+}
+
+/* Gives s the kept arena if it is big enough; otherwise maps a new one. */
+static int arena_get(struct snapshot *s)
+{
+	if (kept_claim()) {
+		if (kept.tasks && kept.cap >= s->cap) {
+			s->cap = kept.cap;
+			s->arena_size = kept.arena_size;
+			s->tasks = kept.tasks;
+			s->arena = kept.arena;
+			kept.tasks = NULL;
+			kept.arena = NULL;
+		} else if (kept.tasks) {
+			/* Too small for this many tasks: a new one will be
+			 * kept in its place. */
+			unmap_arena(kept.tasks, kept.cap, kept.arena,
+				    kept.arena_size);
+			kept.tasks = NULL;
+			kept.arena = NULL;
+		}
+		kept_release();
+	}
+	if (!s->tasks) {
+		s->arena_size = s->cap * RECORD_MAX;
+		s->tasks = map_noreserve(s->cap * sizeof(*s->tasks));
+		s->arena = map_noreserve(s->arena_size);
+	}
+	return s->tasks && s->arena ? 0 : CO_ENOMEM;
+}
+
+static size_t page_up(size_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	return (n + page - 1) & ~(page - 1);
+}
+
+/* Keeps s's arena (its touched pages lazily freed) if none is kept. */
+static void arena_put(struct snapshot *s)
+{
+	if (!s->tasks || !s->arena || !kept_claim())
+		return;
+	if (!kept.tasks) {
+		size_t used = atomic_load(&s->used);
+		size_t claimed = atomic_load(&s->next);
+
+		if (used > s->arena_size)
+			used = s->arena_size;
+		if (claimed > s->cap)
+			claimed = s->cap;
+		madvise(s->arena, page_up(used), MADV_FREE);
+		madvise(s->tasks, page_up(claimed * sizeof(*s->tasks)),
+			MADV_FREE);
+		kept.tasks = s->tasks;
+		kept.arena = s->arena;
+		kept.cap = s->cap;
+		kept.arena_size = s->arena_size;
+		s->tasks = NULL;
+		s->arena = NULL;
+	}
+	kept_release();
+}
+
 int snapshot_take(struct snapshot *s)
 {
 	struct introspect_snapshot_ops ops = {record_task, s};
@@ -116,10 +224,7 @@ int snapshot_take(struct snapshot *s)
 	memset(s, 0, sizeof(*s));
 	/* Outside co_run there are no tasks: an empty snapshot. */
 	s->cap = 2 * co_num_tasks() + 4096;
-	s->arena_size = s->cap * RECORD_MAX;
-	s->tasks = map_noreserve(s->cap * sizeof(*s->tasks));
-	s->arena = map_noreserve(s->arena_size);
-	if (!s->tasks || !s->arena) {
+	if (arena_get(s) < 0) {
 		snapshot_free(s);
 		return CO_ENOMEM;
 	}
@@ -147,9 +252,7 @@ void snapshot_free(struct snapshot *s)
 {
 	for (size_t i = 0; s->tasks && i < s->n; i++)
 		labels_unref(s->tasks[i]->labels);
-	if (s->tasks)
-		munmap(s->tasks, s->cap * sizeof(*s->tasks));
-	if (s->arena)
-		munmap(s->arena, s->arena_size);
+	arena_put(s);
+	unmap_arena(s->tasks, s->cap, s->arena, s->arena_size);
 	memset(s, 0, sizeof(*s));
 }

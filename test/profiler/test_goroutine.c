@@ -1546,6 +1546,106 @@ static void test_goroutine_churn_exact_counts_procs4(void **state)
 	churn_run("4");
 }
 
+/*
+ * The snapshot keeps its arena between profiles (profiler/snapshot.c,
+ * "Keeping the arena").  A profile taken after a bigger one reuses an
+ * arena holding the old records, one taken after a smaller one needs a
+ * bigger arena: each must count exactly the tasks alive, with no record
+ * of the previous profile showing through.
+ */
+#define KEPT_SMALL 3000
+#define KEPT_BIG 20000
+
+static co_chan *kept_chan;
+static _Atomic int kept_parked;
+
+static void task_kept_parked(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&kept_parked, 1);
+	co_chan_recv(kept_chan, NULL);
+	atomic_fetch_sub(&kept_parked, 1);
+}
+
+/* The debug=1 total, the sum of its counts and the count of the record
+ * naming task_kept_parked. */
+static void kept_check(long want_parked)
+{
+	struct pt_buf t;
+	long total, sum, parked, spin;
+
+	CHECK_EQ(pt_capture(1, &t), 0);
+	churn_count_debug1(t.data ? t.data : "", &total, &sum, &parked,
+			   &spin);
+	CHECK_EQ(total, (long)co_num_tasks());
+	CHECK_EQ(sum, total);
+	CHECK_EQ(total, want_parked + 1);
+	pt_buf_free(&t);
+	(void)spin;
+	CHECK_EQ(pt_capture(2, &t), 0);
+	long blocks = 0;
+	for (const char *l = t.data; l && (l = strstr(l, "\ngoroutine "));
+	     l++)
+		blocks++;
+	/* The first block starts the text, without a newline before it. */
+	if (t.data && strncmp(t.data, "goroutine ", 10) == 0)
+		blocks++;
+	CHECK_EQ(blocks, want_parked + 1);
+	pt_buf_free(&t);
+}
+
+static void kept_release(int n)
+{
+	int before = atomic_load(&kept_parked);
+
+	for (int i = 0; i < n; i++)
+		CHECK_EQ(co_chan_send(kept_chan, &i), 0);
+	CHECK(TU_WAIT_UNTIL(atomic_load(&kept_parked) == before - n &&
+				    co_num_tasks() == (size_t)(before - n + 1),
+			    20 * TU_SEC));
+}
+
+static void kept_spawn(int n)
+{
+	int before = atomic_load(&kept_parked);
+
+	for (int i = 0; i < n; i++)
+		CHECK(co_go(task_kept_parked, NULL) != 0);
+	CHECK(TU_WAIT_UNTIL(atomic_load(&kept_parked) == before + n,
+			    20 * TU_SEC));
+}
+
+static void task_main_kept(void *arg)
+{
+	(void)arg;
+	kept_chan = co_chan_new(sizeof(int), 0);
+	CHECK(kept_chan != NULL);
+	kept_spawn(KEPT_SMALL);
+	kept_check(KEPT_SMALL);
+	/* Fewer tasks: the kept arena is reused over the old records. */
+	kept_release(KEPT_SMALL - 100);
+	kept_check(100);
+	kept_check(100);
+	/* Many more: the kept arena is too small and is replaced. */
+	kept_spawn(KEPT_BIG);
+	kept_check(KEPT_BIG + 100);
+	kept_release(KEPT_BIG);
+	kept_check(100);
+	CHECK_EQ(co_chan_close(kept_chan), 0);
+	CHECK(tu_wait_num_tasks(1, 20 * TU_SEC));
+	co_chan_free(kept_chan);
+}
+
+static void test_goroutine_kept_arena_shrink_and_grow(void **state)
+{
+	(void)state;
+	atomic_store(&kept_parked, 0);
+	tu_setenv("COPPER_PROCS", "2");
+	tu_run(task_main_kept, NULL);
+	tu_setenv("COPPER_PROCS", NULL);
+	assert_int_equal(atomic_load(&kept_parked), 0);
+}
+
 /* ------------------------------------------------------------------------
  * 7. Registry
  * ---------------------------------------------------------------------- */
@@ -2084,6 +2184,7 @@ int main(void)
 		T(test_goroutine_not_started_debug0_names_start_function),
 		T(test_goroutine_churn_exact_counts_procs2),
 		T(test_goroutine_churn_exact_counts_procs4),
+		T(test_goroutine_kept_arena_shrink_and_grow),
 		T(test_registry_lookup_unknown_null),
 		T(test_registry_write_errors),
 		T(test_registry_count_is_live_tasks),
