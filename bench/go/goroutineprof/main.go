@@ -9,14 +9,20 @@
 //
 // Output: gprof<n>k_d{0,1,2} in ms, then gprof<n>k_d{0,1,2}_stall in ms,
 // then gprof<n>k_d{0,1,2}_noise: the spinner's longest gap while the writer
-// only sleeps as long as the write took (the machine's own floor).
+// only sleeps as long as the write took (the machine's own floor), then
+// gprof<n>k_d{0,1,2}_stall_own: the longest gap during the write less the
+// time the kernel kept the spinner's thread waiting for a CPU meanwhile
+// (run_delay in /proc/thread-self/schedstat; the spinner is locked to its
+// thread).  See bench/goroutineprof.c for why.
 package main
 
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,7 +35,37 @@ var (
 	stop     int32
 	maxGap   int64
 	spinning int32
+	maxOwn   int64 // longest gap less its run_delay
 )
+
+const (
+	ownCheckGap   = 50000   // ns: gaps worth explaining
+	ownCheckEvery = 5000000 // ns: keeps the run_delay reading fresh
+)
+
+// runDelay is how long this thread has waited for a CPU while runnable
+// (the second field of /proc/thread-self/schedstat), or -1.
+func runDelay() int64 {
+	b, err := os.ReadFile("/proc/thread-self/schedstat")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return -1
+	}
+	v, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+func keepMax(max *int64, v int64) {
+	if v > atomic.LoadInt64(max) {
+		atomic.StoreInt64(max, v)
+	}
+}
 
 //go:noinline
 func siteA() { atomic.AddInt64(&parked, 1); <-never }
@@ -41,30 +77,48 @@ func siteB() { atomic.AddInt64(&parked, 1); <-never }
 func siteC() { atomic.AddInt64(&parked, 1); <-never }
 
 func spinner() {
+	runtime.LockOSThread()
 	last := time.Now().UnixNano()
+	checked, delay := last, runDelay()
 	atomic.StoreInt32(&spinning, 1)
 	for atomic.LoadInt32(&stop) == 0 {
 		now := time.Now().UnixNano()
-		if now-last > atomic.LoadInt64(&maxGap) {
-			atomic.StoreInt64(&maxGap, now-last)
+		gap := now - last
+		keepMax(&maxGap, gap)
+		if gap <= ownCheckGap && now-checked < ownCheckEvery {
+			keepMax(&maxOwn, gap)
+			last = now
+			continue
 		}
-		last = now
+		d := runDelay()
+		waited := int64(0)
+		if delay >= 0 && d >= delay {
+			waited = d - delay
+		}
+		if gap > waited {
+			keepMax(&maxOwn, gap-waited)
+		}
+		delay = d
+		last = time.Now().UnixNano()
+		checked = last
 	}
 }
 
-func writeLevel(p *pprof.Profile, debug int) (ms, stall float64) {
+func writeLevel(p *pprof.Profile, debug int) (ms, stall, own float64) {
 	f, err := os.OpenFile("/dev/null", os.O_WRONLY, 0)
 	if err != nil {
 		benchutil.Fail("open /dev/null: %v", err)
 	}
 	defer f.Close()
 	atomic.StoreInt64(&maxGap, 0)
+	atomic.StoreInt64(&maxOwn, 0)
 	start := time.Now()
 	if err := p.WriteTo(f, debug); err != nil {
 		benchutil.Fail("WriteTo: %v", err)
 	}
 	ms = float64(time.Since(start).Nanoseconds()) / 1e6
 	stall = float64(atomic.LoadInt64(&maxGap)) / 1e6
+	own = float64(atomic.LoadInt64(&maxOwn)) / 1e6
 	return
 }
 
@@ -72,6 +126,7 @@ func writeLevel(p *pprof.Profile, debug int) (ms, stall float64) {
 // merely sleeps as long as a write took: the machine's own noise.
 func noiseFloor(ms float64) float64 {
 	atomic.StoreInt64(&maxGap, 0)
+	atomic.StoreInt64(&maxOwn, 0)
 	time.Sleep(time.Duration(ms * 1e6))
 	return float64(atomic.LoadInt64(&maxGap)) / 1e6
 }
@@ -96,12 +151,12 @@ func main() {
 		time.Sleep(time.Millisecond)
 	}
 	p := pprof.Lookup("goroutine")
-	var ms, stall, noise [3]float64
+	var ms, stall, noise, own [3]float64
 	for d := 0; d <= 2; d++ {
 		writeLevel(p, d)
 	}
 	for d := 0; d <= 2; d++ {
-		ms[d], stall[d] = writeLevel(p, d)
+		ms[d], stall[d], own[d] = writeLevel(p, d)
 		noise[d] = noiseFloor(ms[d])
 	}
 	for d := 0; d <= 2; d++ {
@@ -112,6 +167,9 @@ func main() {
 	}
 	for d := 0; d <= 2; d++ {
 		benchutil.Report(fmt.Sprintf("gprof%dk_d%d_noise", n/1000, d), noise[d], "ms")
+	}
+	for d := 0; d <= 2; d++ {
+		benchutil.Report(fmt.Sprintf("gprof%dk_d%d_stall_own", n/1000, d), own[d], "ms")
 	}
 	atomic.StoreInt32(&stop, 1)
 	os.Exit(0)
