@@ -41,6 +41,7 @@ static _Atomic int stop;
 static _Atomic int64_t max_gap;
 static _Atomic int spinning;
 static _Atomic int64_t max_own; /* longest gap less its run_delay */
+static _Atomic int64_t window;  /* when the current measurement began */
 
 #define OWN_CHECK_GAP 50000     /* ns: gaps worth explaining */
 #define OWN_CHECK_EVERY 5000000 /* ns: keeps the run_delay reading fresh */
@@ -65,10 +66,23 @@ static int64_t run_delay(void)
 	return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? (int64_t)wait : -1;
 }
 
-static void keep_max(_Atomic int64_t *max, int64_t v)
+/* Keeps the longest gap, counting only its part after the measurement
+ * window opened (a gap that began before belongs to the last one). */
+static void keep_max(_Atomic int64_t *max, int64_t v, int64_t end)
 {
+	int64_t in = end - atomic_load(&window);
+
+	if (v > in)
+		v = in;
 	if (v > atomic_load_explicit(max, memory_order_relaxed))
 		atomic_store_explicit(max, v, memory_order_relaxed);
+}
+
+static void window_open(void)
+{
+	atomic_store(&window, bench_now());
+	atomic_store(&max_gap, 0);
+	atomic_store(&max_own, 0);
 }
 
 __attribute__((noinline)) static void task_site_a(void *arg)
@@ -101,9 +115,9 @@ static void task_spinner(void *arg)
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		int64_t now = bench_now(), gap = now - last;
 
-		keep_max(&max_gap, gap);
+		keep_max(&max_gap, gap, now);
 		if (gap <= OWN_CHECK_GAP && now - checked < OWN_CHECK_EVERY) {
-			keep_max(&max_own, gap);
+			keep_max(&max_own, gap, now);
 			last = now;
 			continue;
 		}
@@ -111,7 +125,7 @@ static void task_spinner(void *arg)
 		 * thread. */
 		int64_t d = run_delay();
 		int64_t waited = delay >= 0 && d >= delay ? d - delay : 0;
-		keep_max(&max_own, gap > waited ? gap - waited : 0);
+		keep_max(&max_own, gap > waited ? gap - waited : 0, now);
 		delay = d;
 		/* The read's own time belongs to no gap. */
 		last = checked = bench_now();
@@ -123,8 +137,7 @@ static void task_spinner(void *arg)
  * Copper's if it stands above this. */
 static double noise_floor(double ms)
 {
-	atomic_store(&max_gap, 0);
-	atomic_store(&max_own, 0);
+	window_open();
 	co_sleep((int64_t)(ms * 1e6));
 	return (double)atomic_load(&max_gap) / 1e6;
 }
@@ -137,8 +150,7 @@ static void write_level(co_profile *p, int debug, double *ms, double *stall,
 
 	if (fd < 0)
 		bench_fail("open /dev/null: %s", strerror(errno));
-	atomic_store(&max_gap, 0);
-	atomic_store(&max_own, 0);
+	window_open();
 	start = bench_now();
 	BENCH_CHECK(co_profile_write(p, fd, debug));
 	*ms = (double)(bench_now() - start) / 1e6;

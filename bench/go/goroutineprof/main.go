@@ -36,6 +36,7 @@ var (
 	maxGap   int64
 	spinning int32
 	maxOwn   int64 // longest gap less its run_delay
+	window   int64 // when the current measurement began (UnixNano)
 )
 
 const (
@@ -61,10 +62,22 @@ func runDelay() int64 {
 	return v
 }
 
-func keepMax(max *int64, v int64) {
+// keepMax keeps the longest gap, counting only its part after the
+// measurement window opened (a gap that began before belongs to the last
+// one).
+func keepMax(max *int64, v, end int64) {
+	if in := end - atomic.LoadInt64(&window); v > in {
+		v = in
+	}
 	if v > atomic.LoadInt64(max) {
 		atomic.StoreInt64(max, v)
 	}
+}
+
+func windowOpen() {
+	atomic.StoreInt64(&window, time.Now().UnixNano())
+	atomic.StoreInt64(&maxGap, 0)
+	atomic.StoreInt64(&maxOwn, 0)
 }
 
 //go:noinline
@@ -84,9 +97,9 @@ func spinner() {
 	for atomic.LoadInt32(&stop) == 0 {
 		now := time.Now().UnixNano()
 		gap := now - last
-		keepMax(&maxGap, gap)
+		keepMax(&maxGap, gap, now)
 		if gap <= ownCheckGap && now-checked < ownCheckEvery {
-			keepMax(&maxOwn, gap)
+			keepMax(&maxOwn, gap, now)
 			last = now
 			continue
 		}
@@ -96,7 +109,7 @@ func spinner() {
 			waited = d - delay
 		}
 		if gap > waited {
-			keepMax(&maxOwn, gap-waited)
+			keepMax(&maxOwn, gap-waited, now)
 		}
 		delay = d
 		last = time.Now().UnixNano()
@@ -110,8 +123,7 @@ func writeLevel(p *pprof.Profile, debug int) (ms, stall, own float64) {
 		benchutil.Fail("open /dev/null: %v", err)
 	}
 	defer f.Close()
-	atomic.StoreInt64(&maxGap, 0)
-	atomic.StoreInt64(&maxOwn, 0)
+	windowOpen()
 	start := time.Now()
 	if err := p.WriteTo(f, debug); err != nil {
 		benchutil.Fail("WriteTo: %v", err)
@@ -125,8 +137,7 @@ func writeLevel(p *pprof.Profile, debug int) (ms, stall, own float64) {
 // noiseFloor is the longest gap the spinner sees while this goroutine
 // merely sleeps as long as a write took: the machine's own noise.
 func noiseFloor(ms float64) float64 {
-	atomic.StoreInt64(&maxGap, 0)
-	atomic.StoreInt64(&maxOwn, 0)
+	windowOpen()
 	time.Sleep(time.Duration(ms * 1e6))
 	return float64(atomic.LoadInt64(&maxGap)) / 1e6
 }
