@@ -5,15 +5,23 @@
  * own wait reason.
  *
  * co_mutex follows Go's sync.Mutex.  The word `state` holds LOCKED,
- * WAITERS and STARVING.  Lock is one CAS when free; under contention a
- * task spins briefly (only while other workers exist to release the lock),
- * then queues and parks.  Unlock is one CAS when nobody waits; otherwise
- * it wakes the first waiter.  In normal mode the woken waiter competes
- * with newcomers (barging keeps throughput high: a running task that
- * re-locks does not wait for a parked one to be scheduled); a waiter that
- * has waited over 1 ms switches the mutex to starvation mode, where
- * unlock hands ownership straight to the head of the queue, so no task
- * starves.  The mode ends when the queue empties.
+ * WAITERS, STARVING and WOKEN.  Lock is one CAS when free; under
+ * contention a task spins briefly (only while other workers exist to
+ * release the lock), then queues and parks.  Unlock is one CAS when nobody
+ * waits; otherwise it releases the lock first and then wakes the first
+ * waiter, unless another locker is already awake to take it: the lock was
+ * taken again meanwhile, or a spinning locker (or the last one woken) owns
+ * WOKEN.  Without WOKEN, two tasks trading the lock on two workers would
+ * wake a parked task at every unlock, only for it to lose the race and
+ * park again: that cost 45-90 ns a lock here, against Go's 15.  In normal
+ * mode the woken waiter competes with newcomers (barging keeps throughput
+ * high: a running task that re-locks does not wait for a parked one to be
+ * scheduled); a waiter that has waited over 1 ms switches the mutex to
+ * starvation mode, where unlock hands ownership straight to the head of
+ * the queue, so no task starves.  The mode ends when the queue empties.
+ * Because unlock releases without the spinlock, a waiter registers (and
+ * asks for starvation mode) with one CAS that also checks the lock is
+ * still held: either the unlock sees the waiter, or the CAS fails.
  *
  * co_rwmutex prefers writers, as Go does: once a writer waits, new readers
  * queue behind it, so a stream of readers cannot starve writers; an
@@ -40,6 +48,7 @@
 #define MUTEX_LOCKED 1u
 #define MUTEX_WAITERS 2u
 #define MUTEX_STARVING 4u
+#define MUTEX_WOKEN 8u                /* a locker is awake: wake nobody */
 #define MUTEX_SPINS 4                 /* Go's active_spin */
 #define MUTEX_SPIN_PAUSES 30          /* Go's active_spin_cnt */
 #define MUTEX_STARVE_NS 1000000       /* Go's starvationThresholdNs */
@@ -134,14 +143,22 @@ CO_EXTERN int co_mutex_init(co_mutex *m)
 	return 0;
 }
 
-static inline bool mutex_try_acquire(struct mutex *m)
+/* Takes the lock if it is free; a caller that owns WOKEN (awoke) gives
+ * it up in the same step. */
+static inline bool mutex_try_acquire(struct mutex *m, bool awoke)
 {
 	uint32_t s = atomic_load_explicit(&m->state, memory_order_relaxed);
 
-	return !(s & (MUTEX_LOCKED | MUTEX_STARVING)) &&
-	       atomic_compare_exchange_strong_explicit(
-		       &m->state, &s, s | MUTEX_LOCKED, memory_order_acquire,
-		       memory_order_relaxed);
+	while (!(s & (MUTEX_LOCKED | MUTEX_STARVING))) {
+		uint32_t n = s | MUTEX_LOCKED;
+		if (awoke)
+			n &= ~MUTEX_WOKEN;
+		if (atomic_compare_exchange_weak_explicit(
+			    &m->state, &s, n, memory_order_acquire,
+			    memory_order_relaxed))
+			return true;
+	}
+	return false;
 }
 
 static int mutex_lock_slow(struct mutex *m)
@@ -149,17 +166,24 @@ static int mutex_lock_slow(struct mutex *m)
 	struct waiter me;
 	int64_t first_wait = 0;
 	bool rewait = false; /* woken before and lost: queue at the front */
+	bool awoke = false;  /* this task owns MUTEX_WOKEN */
 	int spins = 0;
 	struct task *t = sched_current();
 
 	if (!t)
 		return CO_EPERM; /* would block outside a task */
 	for (;;) {
-		if (mutex_try_acquire(m))
+		if (mutex_try_acquire(m, awoke))
 			return 0;
 		uint32_t s = atomic_load(&m->state);
 		if (spins < MUTEX_SPINS && sched_nprocs() > 1 &&
-		    !(s & MUTEX_STARVING)) {
+		    (s & (MUTEX_LOCKED | MUTEX_STARVING)) == MUTEX_LOCKED) {
+			/* Spinning: tell the unlocker that a locker is awake,
+			 * so it wakes no parked one to lose the race. */
+			if (!awoke && (s & MUTEX_WAITERS) && !(s & MUTEX_WOKEN) &&
+			    atomic_compare_exchange_strong(&m->state, &s,
+							   s | MUTEX_WOKEN))
+				awoke = true;
 			spins++;
 			for (int i = 0; i < MUTEX_SPIN_PAUSES; i++)
 				sched_cpu_relax();
@@ -171,14 +195,24 @@ static int mutex_lock_slow(struct mutex *m)
 			spin_unlock(&m->lk);
 			continue;
 		}
-		if (!(s & MUTEX_WAITERS) &&
-		    !atomic_compare_exchange_strong(&m->state, &s,
-						    s | MUTEX_WAITERS)) {
+		/*
+		 * Register as a waiter (and give up WOKEN, and ask for
+		 * starvation mode) in one CAS that also checks the lock is
+		 * still held: the unlock releases without the spinlock, so
+		 * either it sees these bits or this CAS fails and we look
+		 * again.
+		 */
+		uint32_t n = s | MUTEX_WAITERS;
+		if (awoke)
+			n &= ~MUTEX_WOKEN;
+		if (first_wait && co_now() - first_wait > MUTEX_STARVE_NS &&
+		    (s & MUTEX_LOCKED))
+			n |= MUTEX_STARVING;
+		if (n != s && !atomic_compare_exchange_strong(&m->state, &s, n)) {
 			spin_unlock(&m->lk);
 			continue; /* it changed: look again */
 		}
-		if (first_wait && co_now() - first_wait > MUTEX_STARVE_NS)
-			atomic_fetch_or(&m->state, MUTEX_STARVING);
+		awoke = false;
 		memset(&me, 0, sizeof(me));
 		me.task = t;
 		me.since = first_wait ? first_wait : co_now();
@@ -187,6 +221,7 @@ static int mutex_lock_slow(struct mutex *m)
 		if (me.handoff)
 			return 0; /* starvation mode: the unlocker gave it to us */
 		rewait = true;
+		awoke = true; /* the unlocker set WOKEN for us */
 		spins = 0;
 	}
 }
@@ -211,30 +246,48 @@ CO_EXTERN int co_mutex_trylock(co_mutex *mu)
 
 	if (!m)
 		return CO_EINVAL;
-	return mutex_try_acquire(m) ? 0 : CO_EBUSY;
+	return mutex_try_acquire(m, false) ? 0 : CO_EBUSY;
 }
 
-static void mutex_unlock_slow(struct mutex *m)
+/*
+ * The lock is released already; s is the state just after.  Normal mode
+ * wakes one waiter, unless nobody waits or another locker is awake to
+ * take it (it holds the lock again, or owns WOKEN).  Starvation mode
+ * hands the lock to the first waiter: newcomers see STARVING and queue,
+ * so nobody can take it meanwhile, and LOCKED is set again for the
+ * waiter.
+ */
+static void mutex_unlock_slow(struct mutex *m, uint32_t s)
 {
 	struct waiter *w;
+	bool starving = s & MUTEX_STARVING;
 
+	if (!starving) {
+		for (;;) {
+			if (!(s & MUTEX_WAITERS) ||
+			    (s & (MUTEX_LOCKED | MUTEX_WOKEN | MUTEX_STARVING)))
+				return;
+			if (atomic_compare_exchange_weak(&m->state, &s,
+							 s | MUTEX_WOKEN))
+				break;
+		}
+	}
 	spin_lock(&m->lk);
 	w = waitq_pop(&m->q);
-	/* Read the mode before an empty queue ends it: the last starving
-	 * waiter must still get the hand-off. */
-	bool starving = atomic_load(&m->state) & MUTEX_STARVING;
+	/* LOCKED before STARVING goes: the moment the state reads free,
+	 * a newcomer's fast path may take it. */
+	if (w && starving)
+		atomic_fetch_or_explicit(&m->state, MUTEX_LOCKED,
+					 memory_order_acquire);
 	if (!m->q.head)
 		atomic_fetch_and(&m->state, ~(MUTEX_WAITERS | MUTEX_STARVING));
-	if (w && starving) {
-		w->handoff = true; /* stays LOCKED: ownership moves to w */
-	} else {
-		if (w)
-			w->handoff = false;
-		atomic_fetch_and_explicit(&m->state, ~MUTEX_LOCKED,
-					  memory_order_release);
+	if (w) {
+		w->handoff = starving;
+		if (runtime_hooks.contended)
+			runtime_hooks.contended(m, co_now() - w->since);
+	} else if (!starving) {
+		atomic_fetch_and(&m->state, ~MUTEX_WOKEN); /* nobody to wake */
 	}
-	if (w && runtime_hooks.contended)
-		runtime_hooks.contended(m, co_now() - w->since);
 	spin_unlock(&m->lk);
 	if (w)
 		sched_ready(w->task);
@@ -254,7 +307,10 @@ CO_EXTERN int co_mutex_unlock(co_mutex *mu)
 		    &m->state, &locked, 0, memory_order_release,
 		    memory_order_relaxed)))
 		return 0;
-	mutex_unlock_slow(m);
+	mutex_unlock_slow(m, atomic_fetch_and_explicit(&m->state,
+						       ~MUTEX_LOCKED,
+						       memory_order_release) &
+				     ~MUTEX_LOCKED);
 	return 0;
 }
 

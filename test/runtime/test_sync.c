@@ -177,6 +177,67 @@ static void test_sync_mutex_mutual_exclusion(void **state)
 	assert_int_equal(co_mutex_destroy(&x.m), 0);
 }
 
+/*
+ * Lost wake-ups: unlock releases the lock before it looks for a waiter to
+ * wake, and skips the wake when another locker is awake (WOKEN), so a
+ * waiter that registers just as the holder unlocks must still be woken.
+ * Many tasks on several workers with a tiny critical section, some
+ * parking mid-loop with a sleep so the waiter queue keeps changing;
+ * repeated runs.  A lost wake-up leaves a task parked for good and the
+ * run times out; an overlap or a wrong count is a broken exclusion.
+ */
+#define WAKE_TASKS 16
+#define WAKE_OPS 20000
+#define WAKE_RUNS 4
+
+static void task_wake_worker(void *arg)
+{
+	struct mx *x = arg;
+
+	for (long i = 0; i < x->ops; i++) {
+		CHECK_EQ(co_mutex_lock(&x->m), 0);
+		if (atomic_fetch_add_explicit(&x->inside, 1,
+					      memory_order_relaxed) != 0)
+			atomic_fetch_add(&x->overlaps, 1);
+		x->counter++;
+		atomic_fetch_sub_explicit(&x->inside, 1, memory_order_relaxed);
+		CHECK_EQ(co_mutex_unlock(&x->m), 0);
+		if ((i & 1023) == 0)
+			co_sleep(10000);
+	}
+	atomic_fetch_add(&x->done, 1);
+}
+
+static void task_main_wake(void *arg)
+{
+	struct mx *x = arg;
+
+	for (int i = 0; i < WAKE_TASKS; i++)
+		CHECK(co_go(task_wake_worker, x) != 0);
+	CHECK(TU_WAIT_UNTIL(atomic_load(&x->done) == WAKE_TASKS, 60 * TU_SEC));
+	CHECK(tu_wait_num_tasks(1, 5 * TU_SEC));
+}
+
+static void test_sync_mutex_no_lost_wakeup_stress(void **state)
+{
+	static struct mx x;
+	static const char *procs[] = {"2", "4", "3", "8"};
+
+	(void)state;
+	for (int r = 0; r < WAKE_RUNS; r++) {
+		memset(&x, 0, sizeof(x));
+		assert_int_equal(co_mutex_init(&x.m), 0);
+		x.ops = tu_scale(WAKE_OPS);
+		tu_setenv("COPPER_PROCS", procs[r % 4]);
+		tu_run(task_main_wake, &x);
+		tu_setenv("COPPER_PROCS", NULL);
+		assert_int_equal(atomic_load(&x.done), WAKE_TASKS);
+		assert_int_equal(atomic_load(&x.overlaps), 0);
+		assert_int_equal(x.counter, WAKE_TASKS * x.ops);
+		assert_int_equal(co_mutex_destroy(&x.m), 0);
+	}
+}
+
 /* Fairness: three tasks re-lock in a tight loop (holding the lock across
  * a co_yield now and then, so that they contend on one worker too); a
  * fourth locks 20 times and measures how long each acquisition took.
@@ -1073,6 +1134,7 @@ int main(void)
 		cmocka_unit_test(test_sync_mutex_unlock_unlocked_returns_eperm),
 		cmocka_unit_test(test_sync_mutex_destroy_locked_returns_ebusy),
 		cmocka_unit_test(test_sync_mutex_mutual_exclusion),
+		cmocka_unit_test(test_sync_mutex_no_lost_wakeup_stress),
 		cmocka_unit_test(test_sync_mutex_waiter_not_starved),
 		cmocka_unit_test(test_sync_mutex_starving_waiter_gets_handoff),
 		/* 2. RWMutex */
