@@ -335,6 +335,9 @@ struct worker {
 	uint64_t id_next, id_end;                 /* cached task ids */
 	_Atomic uint64_t nspawned;                /* tasks spawned here */
 	_Atomic uint64_t nexited;                 /* tasks exited here */
+	struct task *yield_next;                  /* yield_slow's choice (at
+						     the end: the hot fields
+						     keep their lines) */
 };
 
 /* Around a libuv request that may start libuv's thread pool: gives the

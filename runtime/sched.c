@@ -891,8 +891,13 @@ CO_EXTERN __attribute__((noinline)) uint64_t co_go_named(const char *name,
  * worker has not switched for a while); every scheduler visit (at least
  * every 61 rounds) flushes it into the ring.
  */
-/* co_yield when the fast path does not apply: the general case. */
-static __attribute__((noinline)) void yield_slow(struct worker *w,
+/*
+ * co_yield when the fast path does not apply: the general case.  Returns
+ * false when nobody else can run here; otherwise prepares the switch and
+ * leaves the successor (NULL: the scheduler) in w->yield_next for
+ * co_yield, which makes the switch itself.
+ */
+static __attribute__((noinline)) bool yield_slow(struct worker *w,
 						 struct task *t)
 {
 	struct task *next = pick_next_local(w);
@@ -900,7 +905,7 @@ static __attribute__((noinline)) void yield_slow(struct worker *w,
 	if (!next && (w->tick % SCHED_GLOBAL_EVERY) != 0 &&
 	    timer_next(w) == INT64_MAX &&
 	    !atomic_load_explicit(&S.stopping, memory_order_relaxed))
-		return; /* nobody else to run here */
+		return false; /* nobody else to run here */
 	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
 	if (next) {
 		/* Keep round-robin order: the slot's task goes behind the
@@ -916,7 +921,8 @@ static __attribute__((noinline)) void yield_slow(struct worker *w,
 		w->after_op = AFTER_YIELD;
 	}
 	w->after_task = t;
-	switch_from(w, t, next);
+	w->yield_next = next;
+	return true;
 }
 
 /*
@@ -924,7 +930,11 @@ static __attribute__((noinline)) void yield_slow(struct worker *w,
  * the ring empty, a task in the slot.  It makes no call before the switch
  * but the worker lookup, so the compiler needs no callee-saved register
  * of its own and the registers are saved once, by the switch.  Anything
- * else goes to yield_slow, which makes the same decision the long way.
+ * else asks yield_slow, which makes the same decision the long way; its
+ * result is read back from the worker rather than kept across the call,
+ * which would cost the fast path those registers.  Both paths switch at
+ * the same place, so a yielded task's stack is the same whichever path
+ * it took, and tasks yielding at one line group into one profile record.
  */
 CO_EXTERN void co_yield(void)
 {
@@ -935,27 +945,28 @@ CO_EXTERN void co_yield(void)
 	if (!t)
 		return;
 	uint32_t tick = w->tick + 1;
-	if (unlikely(tick % SCHED_GLOBAL_EVERY == 0 ||
-		     timer_next(w) != INT64_MAX ||
-		     atomic_load_explicit(&S.stopping, memory_order_relaxed) ||
-		     atomic_load_explicit(&w->runnext, memory_order_relaxed) ||
-		     atomic_load_explicit(&w->runq.head, memory_order_relaxed) !=
-			     atomic_load_explicit(&w->runq.tail,
-						  memory_order_relaxed) ||
-		     !atomic_load_explicit(&w->yield_slot,
-					   memory_order_relaxed))) {
-		yield_slow(w, t);
-		return;
+	if (likely(tick % SCHED_GLOBAL_EVERY != 0 &&
+		   timer_next(w) == INT64_MAX &&
+		   !atomic_load_explicit(&S.stopping, memory_order_relaxed) &&
+		   !atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+		   atomic_load_explicit(&w->runq.head, memory_order_relaxed) ==
+			   atomic_load_explicit(&w->runq.tail,
+						memory_order_relaxed) &&
+		   atomic_load_explicit(&w->yield_slot,
+					memory_order_relaxed)) &&
+	    likely((next = atomic_exchange(&w->yield_slot, NULL)) != NULL)) {
+		w->tick = tick;
+		atomic_store_explicit(&t->state, TASK_RUNNABLE,
+				      memory_order_relaxed);
+		w->after_op = AFTER_YIELD_SLOT;
+		w->after_task = t;
+	} else {
+		if (!yield_slow(w, t))
+			return;
+		w = sched_worker();
+		t = w->current;
+		next = w->yield_next;
 	}
-	next = atomic_exchange(&w->yield_slot, NULL);
-	if (unlikely(!next)) { /* a thief took it just now */
-		yield_slow(w, t);
-		return;
-	}
-	w->tick = tick;
-	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
-	w->after_op = AFTER_YIELD_SLOT;
-	w->after_task = t;
 	switch_from(w, t, next);
 }
 
