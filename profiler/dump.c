@@ -715,6 +715,7 @@ static void lifecycle_stop(void)
 	free(D.watch_dir);
 	D.sig_dir = D.watch_dir = NULL;
 	pthread_mutex_unlock(&D.lock);
+	snapshot_release_kept();
 }
 
 /* After "fatal error: ...": every task, as debug=2, then a blank line. */

@@ -91,6 +91,8 @@ struct snapshot {
 /* Takes a consistent snapshot of every task (runtime/introspect.h). */
 PROF_INTERNAL int snapshot_take(struct snapshot *s);
 PROF_INTERNAL void snapshot_free(struct snapshot *s);
+/* Unmaps the arena kept for the next snapshot (co_run is returning). */
+PROF_INTERNAL void snapshot_release_kept(void);
 
 /* ------------------------------------------------------------------------
  * Symbols for printing (symbolize.c): libdw through symbols.h, with the
