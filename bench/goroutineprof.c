@@ -22,40 +22,58 @@
  *
  * Why _stall_own: on this 2-CPU machine the kernel's own threads (kdamond
  * every half second, rcu_preempt, page-reporting workers) take a CPU for
- * 1.5-23 ms at a time; when they pick the spinner's, the gap is theirs,
- * not the profiler's (perf sched timehist shows each such gap ending the
- * moment one of them is switched out).  The thread's run_delay in
- * /proc/thread-self/schedstat counts exactly that waiting, so a gap less
- * the run_delay that grew during it is what the writer itself caused.
- * The spinner reads it after any gap over OWN_CHECK_GAP and every
- * OWN_CHECK_EVERY, so the waiting it subtracts is the gap's own.
+ * 1.5-23 ms at a time; when they pick the spinner's, the gap is theirs
+ * (perf sched timehist shows each such gap ending the moment one of them
+ * is switched out).  The thread's run_delay in /proc/thread-self/schedstat
+ * counts the time it waited for its CPU, so a gap less the run_delay that
+ * grew during it is the part spent otherwise: in the spinner's own code,
+ * in a signal handler, or with the vCPU itself descheduled.  It cannot
+ * tell who took the CPU, so a thread the writer woke would be excused
+ * too (the writer here wakes none): the raw _stall stays the gate, this
+ * one says what the raw one is made of.  The spinner reads run_delay
+ * after every gap over OWN_CHECK_GAP and every OWN_CHECK_EVERY, so little
+ * of the waiting it subtracts belongs to earlier gaps; a reading on
+ * another thread (the Go twin's goroutine may move) subtracts nothing.
  */
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 
 #include "bench.h"
 
 static co_chan *never;
 static _Atomic int parked;
 static _Atomic int stop;
-static _Atomic int64_t max_gap;
 static _Atomic int spinning;
-static _Atomic int64_t max_own; /* longest gap less its run_delay */
-static _Atomic int64_t window;  /* when the current measurement began */
 
-#define OWN_CHECK_GAP 50000     /* ns: gaps worth explaining */
-#define OWN_CHECK_EVERY 5000000 /* ns: keeps the run_delay reading fresh */
+/*
+ * The measurement window.  The writer opens it (start, no end), closes it
+ * when the write returns (end), and waits after each step until the
+ * spinner has seen the change (win_gen), so no gap measured against an
+ * old window lands in a new one and the gap still running at the end is
+ * counted, up to the end, before the maxima are read.
+ */
+static _Atomic int64_t win_start, win_end;
+static _Atomic uint64_t win_gen;  /* bumped by the writer at each change */
+static _Atomic uint64_t seen_gen; /* the spinner's last look at win_gen */
+static _Atomic int64_t max_gap;   /* longest gap inside the window */
+static _Atomic int64_t max_own;   /* ... less its run_delay */
+
+#define OWN_CHECK_GAP 20000     /* ns: gaps worth explaining */
+#define OWN_CHECK_EVERY 2000000 /* ns: keeps the run_delay reading fresh */
 
 /* Nanoseconds this thread has waited for a CPU while runnable (the second
  * field of /proc/thread-self/schedstat), or -1 if the kernel does not
- * say. */
-static int64_t run_delay(void)
+ * say; *tid is the thread, so that a reading from another thread is
+ * never subtracted from this one's. */
+static int64_t run_delay(pid_t *tid)
 {
 	char buf[128];
 	unsigned long long run, wait;
 	int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
+	*tid = (pid_t)syscall(SYS_gettid);
 	if (fd < 0)
 		return -1;
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -66,23 +84,50 @@ static int64_t run_delay(void)
 	return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? (int64_t)wait : -1;
 }
 
-/* Keeps the longest gap, counting only its part after the measurement
- * window opened (a gap that began before belongs to the last one). */
-static void keep_max(_Atomic int64_t *max, int64_t v, int64_t end)
+/* The part of [from, to) inside the window. */
+static int64_t in_window(int64_t from, int64_t to)
 {
-	int64_t in = end - atomic_load(&window);
+	int64_t start = atomic_load(&win_start), end = atomic_load(&win_end);
 
-	if (v > in)
-		v = in;
+	if (from < start)
+		from = start;
+	if (to > end)
+		to = end;
+	return to > from ? to - from : 0;
+}
+
+static void keep_max(_Atomic int64_t *max, int64_t v)
+{
 	if (v > atomic_load_explicit(max, memory_order_relaxed))
 		atomic_store_explicit(max, v, memory_order_relaxed);
 }
 
+/* Waits until the spinner has finished a round that began after the
+ * window's last change. */
+static void window_sync(void)
+{
+	uint64_t gen = atomic_fetch_add(&win_gen, 1) + 1;
+
+	while (atomic_load(&seen_gen) != gen)
+		co_yield();
+}
+
 static void window_open(void)
 {
-	atomic_store(&window, bench_now());
-	atomic_store(&max_gap, 0);
+	atomic_store(&win_end, INT64_MAX);
+	atomic_store(&win_start, bench_now());
+	window_sync();
+	atomic_store(&max_gap, 0); /* whatever the last round stored */
 	atomic_store(&max_own, 0);
+}
+
+/* Closes the window at `end` and returns once the gap running at `end`
+ * (if any) has been counted up to it: the spinner's round that sees the
+ * new end ends after it. */
+static void window_close(int64_t end)
+{
+	atomic_store(&win_end, end);
+	window_sync();
 }
 
 __attribute__((noinline)) static void task_site_a(void *arg)
@@ -108,27 +153,43 @@ __attribute__((noinline)) static void task_site_c(void *arg)
 
 static void task_spinner(void *arg)
 {
-	int64_t last = bench_now(), checked = last, delay = run_delay();
+	int64_t last = bench_now(), own_from = last, checked = last;
+	pid_t tid;
+	int64_t delay = run_delay(&tid);
 	(void)arg;
 
 	atomic_store(&spinning, 1);
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-		int64_t now = bench_now(), gap = now - last;
+		uint64_t gen = atomic_load(&win_gen);
+		int64_t now = bench_now();
 
-		keep_max(&max_gap, gap, now);
-		if (gap <= OWN_CHECK_GAP && now - checked < OWN_CHECK_EVERY) {
-			keep_max(&max_own, gap, now);
-			last = now;
-			continue;
+		keep_max(&max_gap, in_window(last, now));
+		if (now - last <= OWN_CHECK_GAP &&
+		    now - checked < OWN_CHECK_EVERY) {
+			keep_max(&max_own, in_window(own_from, now));
+			own_from = now;
+		} else {
+			/* The gap less the time this thread waited for a CPU
+			 * since the last reading, at most its part inside the
+			 * window.  The reading is taken after every gap worth
+			 * explaining and every OWN_CHECK_EVERY, so little of
+			 * that waiting belongs to earlier gaps. */
+			pid_t tid2;
+			int64_t d = run_delay(&tid2);
+			int64_t waited = delay >= 0 && d >= delay && tid2 == tid
+						 ? d - delay
+						 : 0;
+			int64_t own = now - own_from - waited;
+			int64_t in = in_window(own_from, now);
+			keep_max(&max_own, own < in ? (own > 0 ? own : 0) : in);
+			delay = d;
+			tid = tid2;
+			/* The read's own time is the bench's, not the
+			 * writer's: left out of _own, kept in the raw gap. */
+			checked = own_from = bench_now();
 		}
-		/* The task never yields, so this is still its worker's
-		 * thread. */
-		int64_t d = run_delay();
-		int64_t waited = delay >= 0 && d >= delay ? d - delay : 0;
-		keep_max(&max_own, gap > waited ? gap - waited : 0, now);
-		delay = d;
-		/* The read's own time belongs to no gap. */
-		last = checked = bench_now();
+		last = now;
+		atomic_store(&seen_gen, gen);
 	}
 }
 
@@ -139,6 +200,7 @@ static double noise_floor(double ms)
 {
 	window_open();
 	co_sleep((int64_t)(ms * 1e6));
+	window_close(bench_now());
 	return (double)atomic_load(&max_gap) / 1e6;
 }
 
@@ -153,7 +215,9 @@ static void write_level(co_profile *p, int debug, double *ms, double *stall,
 	window_open();
 	start = bench_now();
 	BENCH_CHECK(co_profile_write(p, fd, debug));
-	*ms = (double)(bench_now() - start) / 1e6;
+	int64_t end = bench_now();
+	window_close(end);
+	*ms = (double)(end - start) / 1e6;
 	*stall = (double)atomic_load(&max_gap) / 1e6;
 	*own = (double)atomic_load(&max_own) / 1e6;
 	close(fd);

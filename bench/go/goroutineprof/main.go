@@ -12,18 +12,21 @@
 // only sleeps as long as the write took (the machine's own floor), then
 // gprof<n>k_d{0,1,2}_stall_own: the longest gap during the write less the
 // time the kernel kept the spinner's thread waiting for a CPU meanwhile
-// (run_delay in /proc/thread-self/schedstat; the spinner is locked to its
-// thread).  See bench/goroutineprof.c for why.
+// (run_delay in /proc/self/task/<tid>/schedstat; a reading from another
+// thread than the last, after the goroutine moved, subtracts nothing).
+// See bench/goroutineprof.c for why, and for the measurement window.
 package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"copperbench/benchutil"
@@ -33,51 +36,79 @@ var (
 	never    chan int
 	parked   int64
 	stop     int32
-	maxGap   int64
 	spinning int32
-	maxOwn   int64 // longest gap less its run_delay
-	window   int64 // when the current measurement began (UnixNano)
+
+	// The measurement window, as in bench/goroutineprof.c.
+	winStart, winEnd int64  // UnixNano
+	winGen, seenGen  uint64 // bumped by the writer; the spinner's last look
+	maxGap           int64  // longest gap inside the window
+	maxOwn           int64  // ... less its run_delay
 )
 
 const (
-	ownCheckGap   = 50000   // ns: gaps worth explaining
-	ownCheckEvery = 5000000 // ns: keeps the run_delay reading fresh
+	ownCheckGap   = 20000   // ns: gaps worth explaining
+	ownCheckEvery = 2000000 // ns: keeps the run_delay reading fresh
 )
 
-// runDelay is how long this thread has waited for a CPU while runnable
-// (the second field of /proc/thread-self/schedstat), or -1.
-func runDelay() int64 {
-	b, err := os.ReadFile("/proc/thread-self/schedstat")
+// runDelay is how long thread tid has waited for a CPU while runnable
+// (the second field of its schedstat), or -1, and tid, the calling thread.
+func runDelay() (int64, int) {
+	tid := syscall.Gettid()
+	b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/schedstat")
 	if err != nil {
-		return -1
+		return -1, tid
 	}
 	f := strings.Fields(string(b))
 	if len(f) < 2 {
-		return -1
+		return -1, tid
 	}
 	v, err := strconv.ParseInt(f[1], 10, 64)
 	if err != nil {
-		return -1
+		return -1, tid
 	}
-	return v
+	return v, tid
 }
 
-// keepMax keeps the longest gap, counting only its part after the
-// measurement window opened (a gap that began before belongs to the last
-// one).
-func keepMax(max *int64, v, end int64) {
-	if in := end - atomic.LoadInt64(&window); v > in {
-		v = in
+// inWindow is the part of [from, to) inside the window.
+func inWindow(from, to int64) int64 {
+	if s := atomic.LoadInt64(&winStart); from < s {
+		from = s
 	}
+	if e := atomic.LoadInt64(&winEnd); to > e {
+		to = e
+	}
+	if to > from {
+		return to - from
+	}
+	return 0
+}
+
+func keepMax(max *int64, v int64) {
 	if v > atomic.LoadInt64(max) {
 		atomic.StoreInt64(max, v)
 	}
 }
 
+// windowSync waits until the spinner has finished a round that began
+// after the window's last change.
+func windowSync() {
+	gen := atomic.AddUint64(&winGen, 1)
+	for atomic.LoadUint64(&seenGen) != gen {
+		runtime.Gosched()
+	}
+}
+
 func windowOpen() {
-	atomic.StoreInt64(&window, time.Now().UnixNano())
+	atomic.StoreInt64(&winEnd, math.MaxInt64)
+	atomic.StoreInt64(&winStart, time.Now().UnixNano())
+	windowSync()
 	atomic.StoreInt64(&maxGap, 0)
 	atomic.StoreInt64(&maxOwn, 0)
+}
+
+func windowClose(end int64) {
+	atomic.StoreInt64(&winEnd, end)
+	windowSync()
 }
 
 //go:noinline
@@ -90,30 +121,37 @@ func siteB() { atomic.AddInt64(&parked, 1); <-never }
 func siteC() { atomic.AddInt64(&parked, 1); <-never }
 
 func spinner() {
-	runtime.LockOSThread()
 	last := time.Now().UnixNano()
-	checked, delay := last, runDelay()
+	ownFrom, checked := last, last
+	delay, tid := runDelay()
 	atomic.StoreInt32(&spinning, 1)
 	for atomic.LoadInt32(&stop) == 0 {
+		gen := atomic.LoadUint64(&winGen)
 		now := time.Now().UnixNano()
-		gap := now - last
-		keepMax(&maxGap, gap, now)
-		if gap <= ownCheckGap && now-checked < ownCheckEvery {
-			keepMax(&maxOwn, gap, now)
-			last = now
-			continue
+		keepMax(&maxGap, inWindow(last, now))
+		if now-last <= ownCheckGap && now-checked < ownCheckEvery {
+			keepMax(&maxOwn, inWindow(ownFrom, now))
+			ownFrom = now
+		} else {
+			d, tid2 := runDelay()
+			waited := int64(0)
+			if delay >= 0 && d >= delay && tid2 == tid {
+				waited = d - delay
+			}
+			own, in := now-ownFrom-waited, inWindow(ownFrom, now)
+			if own < 0 {
+				own = 0
+			}
+			if own > in {
+				own = in
+			}
+			keepMax(&maxOwn, own)
+			delay, tid = d, tid2
+			checked = time.Now().UnixNano()
+			ownFrom = checked
 		}
-		d := runDelay()
-		waited := int64(0)
-		if delay >= 0 && d >= delay {
-			waited = d - delay
-		}
-		if gap > waited {
-			keepMax(&maxOwn, gap-waited, now)
-		}
-		delay = d
-		last = time.Now().UnixNano()
-		checked = last
+		last = now
+		atomic.StoreUint64(&seenGen, gen)
 	}
 }
 
@@ -128,7 +166,9 @@ func writeLevel(p *pprof.Profile, debug int) (ms, stall, own float64) {
 	if err := p.WriteTo(f, debug); err != nil {
 		benchutil.Fail("WriteTo: %v", err)
 	}
-	ms = float64(time.Since(start).Nanoseconds()) / 1e6
+	end := time.Now()
+	windowClose(end.UnixNano())
+	ms = float64(end.Sub(start).Nanoseconds()) / 1e6
 	stall = float64(atomic.LoadInt64(&maxGap)) / 1e6
 	own = float64(atomic.LoadInt64(&maxOwn)) / 1e6
 	return
@@ -139,6 +179,7 @@ func writeLevel(p *pprof.Profile, debug int) (ms, stall, own float64) {
 func noiseFloor(ms float64) float64 {
 	windowOpen()
 	time.Sleep(time.Duration(ms * 1e6))
+	windowClose(time.Now().UnixNano())
 	return float64(atomic.LoadInt64(&maxGap)) / 1e6
 }
 
