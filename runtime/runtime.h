@@ -355,6 +355,9 @@ CO_INTERNAL struct task *sched_current(void);
  * once its registers are saved). */
 CO_INTERNAL void sched_park(enum task_state state, enum wait_reason why,
 			    void (*unlock)(void *), void *arg);
+/* co_yield's body; co_yield is the assembly frame around it that returns
+ * with an indirect jump (switch_<arch>.S). */
+CO_INTERNAL void sched_yield_task(void);
 /* Makes a parked task runnable on the calling worker (or the global queue
  * from a foreign thread). */
 CO_INTERNAL void sched_ready(struct task *t);

@@ -935,8 +935,9 @@ static __attribute__((noinline)) bool yield_slow(struct worker *w,
  * which would cost the fast path those registers.  Both paths switch at
  * the same place, so a yielded task's stack is the same whichever path
  * it took, and tasks yielding at one line group into one profile record.
+ * co_yield itself is the assembly frame around this (switch_<arch>.S).
  */
-CO_EXTERN void co_yield(void)
+void sched_yield_task(void)
 {
 	struct worker *w = sched_worker();
 	struct task *t = w ? w->current : NULL;

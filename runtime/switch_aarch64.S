@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * switch_aarch64.S - switch_context() for AArch64 (AAPCS64); the contract is
+ * switch_aarch64.S - switch_context() for AArch64 (AAPCS64), and co_yield's
+ * frame (at the end); the contract is
  * in switch.h.  Saves x19-x28, d8-d15, fp and lr (22 words); the fp/lr pair
  * sits at SWITCH_FRAME_OFFSET so a frame-pointer walk can start there.
  * Untested on this project's x86-64 machines: kept so the arch interface has
@@ -52,5 +53,21 @@ switch_trampoline:
 	blr	x20
 	brk	#0
 	.size	switch_trampoline, .-switch_trampoline
+
+/*
+ * co_yield: a frame around sched_yield_task that returns with br, not
+ * ret, so the return-address predictor (which holds this task's caller,
+ * not the resumed one's) is not consulted; see switch_x86_64.S.
+ */
+	.p2align 4
+	.globl	co_yield
+	.type	co_yield, %function
+co_yield:
+	stp	x29, x30, [sp, #-16]!
+	mov	x29, sp
+	bl	sched_yield_task
+	ldp	x29, x30, [sp], #16
+	br	x30
+	.size	co_yield, .-co_yield
 
 	.section .note.GNU-stack,"",%progbits
