@@ -636,8 +636,8 @@ static inline struct task *pick_next_local(struct worker *w)
  * is NULL).  Returns when t is resumed, possibly on another worker: the
  * switch hands back the resumer's worker, so no TLS read follows it.
  * Inlined into its three callers (park, yield, exit): a yield then saves
- * the callee-saved registers once in co_yield's prologue and once in the
- * switch, instead of a third time in a frame of its own.  Profiles do not
+ * the callee-saved registers once in its own prologue and once in the
+ * switch, instead of a third time in a frame of switch_from's.  Profiles do not
  * care: identical waits still share one return address (their park
  * path's), and the symbolizer hides runtime frames, inlined ones too.
  */
@@ -890,12 +890,11 @@ CO_EXTERN __attribute__((noinline)) uint64_t co_go_named(const char *name,
  * exchange, because a thief may take it too (steal_runnext, once the
  * worker has not switched for a while); every scheduler visit (at least
  * every 61 rounds) flushes it into the ring.
- */
-/*
- * co_yield when the fast path does not apply: the general case.  Returns
+ *
+ * yield_slow is co_yield when the fast path does not apply.  Returns
  * false when nobody else can run here; otherwise prepares the switch and
  * leaves the successor (NULL: the scheduler) in w->yield_next for
- * co_yield, which makes the switch itself.
+ * sched_yield_task, which makes the switch itself.
  */
 static __attribute__((noinline)) bool yield_slow(struct worker *w,
 						 struct task *t)
