@@ -62,7 +62,8 @@ bool prof_pc_is_entry(const struct snapshot *s, uintptr_t pc, bool exact)
 	uintptr_t at = exact ? pc : pc - 1;
 	int n;
 
-	/* The trampoline is a few bytes of assembly. */
+	/* The trampoline is a few bytes of assembly; switch_<arch>.S checks
+	 * that it fits in 16 and that nothing else starts within them. */
 	if (at >= s->hide_entry[1] && at < s->hide_entry[1] + 16)
 		return true;
 	n = prof_symbolize(pc, exact, f, SYMBOLS_FRAMES_MAX);

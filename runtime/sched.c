@@ -927,11 +927,11 @@ static __attribute__((noinline)) bool yield_slow(struct worker *w,
 /*
  * The fast path is the two-task swap: no visit due, no timer, runnext and
  * the ring empty, a task in the slot.  It makes no call before the switch
- * but the worker lookup, so the compiler needs no callee-saved register
- * of its own and the registers are saved once, by the switch.  Anything
- * else asks yield_slow, which makes the same decision the long way; its
- * result is read back from the worker rather than kept across the call,
- * which would cost the fast path those registers.  Both paths switch at
+ * but the worker lookup.  Anything else asks yield_slow, which makes the
+ * same decision the long way; its result is read back from the worker
+ * rather than kept across the call, so no value lives across a call on
+ * the way to the switch (measured: each register the compiler must save
+ * for that shows in the yield's time).  Both paths switch at
  * the same place, so a yielded task's stack is the same whichever path
  * it took, and tasks yielding at one line group into one profile record.
  * co_yield itself is the assembly frame around this (switch_<arch>.S).

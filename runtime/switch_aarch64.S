@@ -53,21 +53,37 @@ switch_trampoline:
 	blr	x20
 	brk	#0
 	.size	switch_trampoline, .-switch_trampoline
+	/* The profiler hides return addresses within 16 bytes of the
+	 * trampoline (prof_pc_is_entry); the next function starts 16-byte
+	 * aligned, so nothing else falls in that window. */
+	.if	(. - switch_trampoline) > 16
+	.error	"switch_trampoline outgrew the profiler's 16-byte window"
+	.endif
 
 /*
- * co_yield: a frame around sched_yield_task that returns with br, not
- * ret, so the return-address predictor (which holds this task's caller,
- * not the resumed one's) is not consulted; see switch_x86_64.S.
+ * co_yield: the frame around sched_yield_task (see switch_x86_64.S).  It
+ * returns with ret, not br x30: the return predictor then misses on most
+ * yields, but a br to a return address would fault in any caller built
+ * with BTI (-mbranch-protection), whose return sites carry no landing pad.
  */
 	.p2align 4
 	.globl	co_yield
 	.type	co_yield, %function
 co_yield:
+	.cfi_startproc
 	stp	x29, x30, [sp, #-16]!
+	.cfi_def_cfa_offset 16
+	.cfi_offset x29, -16
+	.cfi_offset x30, -8
 	mov	x29, sp
+	.cfi_def_cfa x29, 16
 	bl	sched_yield_task
 	ldp	x29, x30, [sp], #16
-	br	x30
+	.cfi_def_cfa sp, 0
+	.cfi_restore x29
+	.cfi_restore x30
+	ret
+	.cfi_endproc
 	.size	co_yield, .-co_yield
 
 	.section .note.GNU-stack,"",%progbits

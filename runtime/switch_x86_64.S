@@ -49,18 +49,28 @@ switch_trampoline:
 	ud2
 	.cfi_endproc
 	.size	switch_trampoline, .-switch_trampoline
+	/* The profiler hides return addresses within 16 bytes of the
+	 * trampoline (prof_pc_is_entry); the next function starts 16-byte
+	 * aligned, so nothing else falls in that window. */
+	.if	(. - switch_trampoline) > 16
+	.error	"switch_trampoline outgrew the profiler's 16-byte window"
+	.endif
 
 /*
  * co_yield: a frame around sched_yield_task that returns with an indirect
- * jump instead of ret.  A yield returns into the caller of another task:
- * the return predictor, which holds this task's caller, is wrong every
- * time, about 5 ns here.  The indirect-branch predictor keys on the path
- * that led to the jump, which differs per task, and learns where each
- * yield goes back to.  The return-stack entry our caller's call pushed
- * is left behind; the predictor's stack wraps, so that costs at most one
- * later misprediction, when the task unwinds below its yield loop.  The
- * frame (push rbp) keeps the frame-pointer chain whole for the profiler:
- * without it a walk would skip the function that called co_yield.
+ * jump instead of ret.  A yield usually returns into the caller of
+ * another task, at another call site: the return predictor, which holds
+ * this task's caller, is then wrong every time, about 5 ns here.  The
+ * indirect-branch predictor keys on the path that led to the jump, which
+ * differs per task, and learns where each yield goes back to.  The cost:
+ * each yield leaves the return-stack entry its caller's call pushed, so
+ * once a task has yielded as many times as that stack holds (16-32), up
+ * to that many of its later returns that unwind below the yield loop
+ * mispredict, once each.  The frame (push rbp) keeps the frame-pointer
+ * chain whole for the profiler: without it a walk would skip the function
+ * that called co_yield.  Not CET-ready: the jump lands on no endbr64 and
+ * unbalances a shadow stack, which switch_context rules out anyway; this
+ * file must not get a .note.gnu.property claiming IBT or SHSTK.
  */
 	.p2align 4
 	.globl	co_yield
@@ -75,6 +85,7 @@ co_yield:
 	callq	sched_yield_task
 	popq	%rbp
 	.cfi_def_cfa rsp, 8
+	.cfi_restore rbp
 	popq	%rcx
 	.cfi_def_cfa_offset 0
 	.cfi_register rip, rcx
