@@ -18,7 +18,8 @@
  * high: a running task that re-locks does not wait for a parked one to be
  * scheduled); a waiter that has waited over 1 ms switches the mutex to
  * starvation mode, where unlock hands ownership straight to the head of
- * the queue, so no task starves.  The mode ends when the queue empties.
+ * the queue, so no task starves.  The mode ends when the queue empties
+ * or when a waiter is handed the lock after waiting under 1 ms.
  * Because unlock releases without the spinlock, a waiter registers (and
  * asks for starvation mode) with one CAS that also checks the lock is
  * still held: either the unlock sees the waiter, or the CAS fails.
@@ -218,8 +219,19 @@ static int mutex_lock_slow(struct mutex *m)
 		me.since = first_wait ? first_wait : co_now();
 		first_wait = me.since;
 		park_locked(&m->q, &me, &m->lk, WAIT_MUTEX_LOCK, m, rewait);
-		if (me.handoff)
-			return 0; /* starvation mode: the unlocker gave it to us */
+		if (me.handoff) {
+			/* Starvation mode gave it to us.  As in Go, the mode
+			 * ends with the last waiter, or with a waiter that
+			 * did not starve: re-queued waiters would otherwise
+			 * keep it going, and every lock would be a park and a
+			 * wake-up. */
+			if (co_now() - first_wait <= MUTEX_STARVE_NS) {
+				spin_lock(&m->lk);
+				atomic_fetch_and(&m->state, ~MUTEX_STARVING);
+				spin_unlock(&m->lk);
+			}
+			return 0;
+		}
 		rewait = true;
 		awoke = true; /* the unlocker set WOKEN for us */
 		spins = 0;
