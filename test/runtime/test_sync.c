@@ -126,7 +126,10 @@ static void test_sync_mutex_destroy_locked_returns_ebusy(void **state)
 
 struct mx {
 	co_mutex m;
+	int tasks;             /* lockers */
 	long ops;              /* lock/unlock pairs per task */
+	long yield_mask;       /* co_yield holding it when i & mask == 0 */
+	long sleep_mask;       /* co_sleep after unlocking when ... */
 	long counter;          /* plain: guarded by m */
 	_Atomic int inside;    /* tasks inside the critical section */
 	_Atomic int overlaps;  /* times inside was not 0 on entry */
@@ -143,11 +146,13 @@ static void task_mx_worker(void *arg)
 					      memory_order_relaxed) != 0)
 			atomic_fetch_add(&x->overlaps, 1);
 		long c = x->counter;
-		if ((i & 255) == 0)
+		if (x->yield_mask && (i & x->yield_mask) == 0)
 			co_yield(); /* holding it: others must queue */
 		x->counter = c + 1;
 		atomic_fetch_sub_explicit(&x->inside, 1, memory_order_relaxed);
 		CHECK_EQ(co_mutex_unlock(&x->m), 0);
+		if (x->sleep_mask && (i & x->sleep_mask) == 0)
+			co_sleep(10000);
 	}
 	atomic_fetch_add(&x->done, 1);
 }
@@ -156,25 +161,40 @@ static void task_main_mx(void *arg)
 {
 	struct mx *x = arg;
 
-	for (int i = 0; i < MX_TASKS; i++)
+	for (int i = 0; i < x->tasks; i++)
 		CHECK(co_go(task_mx_worker, x) != 0);
-	CHECK(TU_WAIT_UNTIL(atomic_load(&x->done) == MX_TASKS, 60 * TU_SEC));
+	CHECK(TU_WAIT_UNTIL(atomic_load(&x->done) == x->tasks, 60 * TU_SEC));
 	CHECK(tu_wait_num_tasks(1, 5 * TU_SEC));
+}
+
+/* One run of `tasks` lockers (COPPER_PROCS=procs, NULL: the default);
+ * every one finishes, none overlaps another, no increment is lost. */
+static void mx_run(int tasks, long ops, long yield_mask, long sleep_mask,
+		   const char *procs)
+{
+	static struct mx x;
+
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(co_mutex_init(&x.m), 0);
+	x.tasks = tasks;
+	x.ops = tu_scale(ops);
+	x.yield_mask = yield_mask;
+	x.sleep_mask = sleep_mask;
+	if (procs)
+		tu_setenv("COPPER_PROCS", procs);
+	tu_run(task_main_mx, &x);
+	if (procs)
+		tu_setenv("COPPER_PROCS", NULL);
+	assert_int_equal(atomic_load(&x.done), tasks);
+	assert_int_equal(atomic_load(&x.overlaps), 0);
+	assert_int_equal(x.counter, tasks * x.ops);
+	assert_int_equal(co_mutex_destroy(&x.m), 0);
 }
 
 static void test_sync_mutex_mutual_exclusion(void **state)
 {
-	static struct mx x;
-
 	(void)state;
-	memset(&x, 0, sizeof(x));
-	assert_int_equal(co_mutex_init(&x.m), 0);
-	x.ops = tu_scale(MX_OPS);
-	tu_run(task_main_mx, &x);
-	assert_int_equal(atomic_load(&x.done), MX_TASKS);
-	assert_int_equal(atomic_load(&x.overlaps), 0);
-	assert_int_equal(x.counter, MX_TASKS * x.ops);
-	assert_int_equal(co_mutex_destroy(&x.m), 0);
+	mx_run(MX_TASKS, MX_OPS, 255, 0, NULL);
 }
 
 /*
@@ -190,52 +210,13 @@ static void test_sync_mutex_mutual_exclusion(void **state)
 #define WAKE_OPS 20000
 #define WAKE_RUNS 4
 
-static void task_wake_worker(void *arg)
-{
-	struct mx *x = arg;
-
-	for (long i = 0; i < x->ops; i++) {
-		CHECK_EQ(co_mutex_lock(&x->m), 0);
-		if (atomic_fetch_add_explicit(&x->inside, 1,
-					      memory_order_relaxed) != 0)
-			atomic_fetch_add(&x->overlaps, 1);
-		x->counter++;
-		atomic_fetch_sub_explicit(&x->inside, 1, memory_order_relaxed);
-		CHECK_EQ(co_mutex_unlock(&x->m), 0);
-		if ((i & 1023) == 0)
-			co_sleep(10000);
-	}
-	atomic_fetch_add(&x->done, 1);
-}
-
-static void task_main_wake(void *arg)
-{
-	struct mx *x = arg;
-
-	for (int i = 0; i < WAKE_TASKS; i++)
-		CHECK(co_go(task_wake_worker, x) != 0);
-	CHECK(TU_WAIT_UNTIL(atomic_load(&x->done) == WAKE_TASKS, 60 * TU_SEC));
-	CHECK(tu_wait_num_tasks(1, 5 * TU_SEC));
-}
-
 static void test_sync_mutex_no_lost_wakeup_stress(void **state)
 {
-	static struct mx x;
 	static const char *procs[] = {"2", "4", "3", "8"};
 
 	(void)state;
-	for (int r = 0; r < WAKE_RUNS; r++) {
-		memset(&x, 0, sizeof(x));
-		assert_int_equal(co_mutex_init(&x.m), 0);
-		x.ops = tu_scale(WAKE_OPS);
-		tu_setenv("COPPER_PROCS", procs[r % 4]);
-		tu_run(task_main_wake, &x);
-		tu_setenv("COPPER_PROCS", NULL);
-		assert_int_equal(atomic_load(&x.done), WAKE_TASKS);
-		assert_int_equal(atomic_load(&x.overlaps), 0);
-		assert_int_equal(x.counter, WAKE_TASKS * x.ops);
-		assert_int_equal(co_mutex_destroy(&x.m), 0);
-	}
+	for (int r = 0; r < WAKE_RUNS; r++)
+		mx_run(WAKE_TASKS, WAKE_OPS, 0, 1023, procs[r % 4]);
 }
 
 /* Fairness: three tasks re-lock in a tight loop (holding the lock across
