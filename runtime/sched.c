@@ -637,9 +637,10 @@ static inline struct task *pick_next_local(struct worker *w)
  * switch hands back the resumer's worker, so no TLS read follows it.
  * Inlined into its three callers (park, yield, exit): a yield then saves
  * the callee-saved registers once in its own prologue and once in the
- * switch, instead of a third time in a frame of switch_from's.  Profiles do not
- * care: identical waits still share one return address (their park
- * path's), and the symbolizer hides runtime frames, inlined ones too.
+ * switch, instead of a third time in a frame of switch_from's.  Profiles
+ * do not care: identical waits still share one return address (their
+ * park path's), and the symbolizer hides runtime frames, inlined ones
+ * too.
  */
 static inline __attribute__((always_inline)) void
 switch_from(struct worker *w, struct task *t, struct task *next)
