@@ -271,6 +271,8 @@ enum after_op {
 	AFTER_PARK,    /* call after_fn(after_arg), then nothing */
 	AFTER_YIELD,   /* put the previous task on the run queue */
 	AFTER_YIELD_SLOT, /* put the previous task in the yield slot */
+	AFTER_YIELD_SLOT_WAKE, /* ... which was empty: then wakep */
+	AFTER_SPAWN,   /* a spawner ran its child first: into runnext */
 	AFTER_EXIT,    /* free the previous task's slot */
 };
 
@@ -322,7 +324,12 @@ struct worker {
 	struct worker *rn_victim;                 /* a victim seen with a */
 	uint64_t rn_nswitch;                      /* runnext: its switch count */
 	int64_t rn_since;                         /* then, and since when */
-	bool idle;                                /* on the idle list */
+	_Atomic bool idle;                        /* on the idle list */
+	uint64_t *watch_sw;                       /* while idle: each worker's
+						     nswitch at the last look
+						     (sched.c, "The watch") */
+	int64_t watch_period;                     /* ... and the time between
+						     looks */
 	struct worker *idle_next;                 /* idle list link */
 	spinlock inbox_lk;                        /* guards inbox */
 	struct netpoll *inbox;                    /* descriptors to (re)arm

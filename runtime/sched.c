@@ -90,6 +90,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,6 +104,8 @@
 #define SPIN_PAUSE_NS 5000    /* ... of which pausing, before yielding */
 #define RUNNEXT_STEAL_NS 40000 /* before a thief takes a runnext task */
 #define ID_BATCH 16           /* task ids a worker reserves at once (Go: 16) */
+#define SPAWN_RUN_CHILD_AT (RUNQ_SIZE / 2) /* co_go runs the child at once
+						 from this ring length on */
 
 static struct {
 	struct config cfg;
@@ -124,6 +127,8 @@ static struct {
 	_Atomic int nidle;            /* length of idle_list */
 	_Atomic int nspinning;        /* workers spinning for work */
 	_Atomic int64_t poll_until;   /* deadline idle workers are armed for */
+	uint64_t *watch_sw;           /* nprocs rows of nprocs: the watch's
+					 switch counts (idle_block) */
 } S = {
 	.global_lock = PTHREAD_MUTEX_INITIALIZER,
 	.idle_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -196,13 +201,27 @@ int64_t sched_deadline_after(int64_t ns)
 	return ns >= INT64_MAX - 1 - now ? INT64_MAX - 1 : now + ns;
 }
 
+/* A seed from the kernel, so that select's choices differ from run to run
+ * and from worker to worker, as Go's fastrand does (seeded from
+ * getrandom at start-up).  Never zero: xorshift stays at zero. */
+static uint32_t rand_seed(void)
+{
+	uint32_t seed = 0;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = (uint32_t)co_now() ^ (uint32_t)(uintptr_t)&seed;
+	return seed ? seed : 0x2545f491u;
+}
+
 uint32_t sched_rand(void)
 {
-	static _Thread_local uint32_t foreign = 0x2545f491u;
+	static _Thread_local uint32_t foreign;
 	struct worker *w = sched_worker();
 
 	if (w)
 		return fastrand(w);
+	if (unlikely(foreign == 0))
+		foreign = rand_seed();
 	foreign ^= foreign << 13;
 	foreign ^= foreign >> 17;
 	foreign ^= foreign << 5;
@@ -582,6 +601,16 @@ static inline void after_switch(struct worker *w)
 		atomic_store_explicit(&w->yield_slot, prev,
 				      memory_order_release);
 		break;
+	case AFTER_YIELD_SLOT_WAKE:
+		atomic_store_explicit(&w->yield_slot, prev,
+				      memory_order_release);
+		atomic_thread_fence(memory_order_seq_cst);
+		wakep();
+		break;
+	case AFTER_SPAWN:
+		runq_put_next(w, prev);
+		wakep();
+		break;
 	case AFTER_EXIT:
 		stack_slot_put(w, prev);
 		break;
@@ -718,16 +747,23 @@ static inline void wait_off_cpu(struct task *t)
 		cpu_relax();
 }
 
-void sched_ready(struct task *t)
+/* WAITING/SYSCALL -> RUNNABLE: the one transition every ready path
+ * (sched_ready, sleep_fire) makes before it queues the task. */
+static inline void task_make_runnable(struct task *t)
 {
-	struct worker *w = sched_worker();
-
 	wait_off_cpu(t);
 	assert(task_check(t));
 	if (runtime_hooks.unpark)
 		runtime_hooks.unpark(t);
 	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
 	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+}
+
+void sched_ready(struct task *t)
+{
+	struct worker *w = sched_worker();
+
+	task_make_runnable(t);
 	if (likely(w != NULL)) {
 		runq_put_next(w, t);
 	} else {
@@ -823,6 +859,29 @@ static void task_set_name(struct task *t, const char *name)
 	}
 }
 
+/*
+ * A spawn storm: a task that starts children faster than they run would
+ * keep every child alive at once, a stack each (1,000,000 children, a
+ * gigabyte).  Go bounds it with its time slice: the spawner is preempted
+ * and the children run.  Here, once half the ring waits, the new child
+ * runs at once and the spawner waits in runnext: a short child exits and
+ * the spawner goes on with the child's warm stack in the slot cache, so
+ * a storm costs no more memory than a ring's worth of tasks.  Rejected:
+ * co_yield in co_go (the spawner then queues behind the whole ring and,
+ * behind a ring of yielding tasks, is moved to and fro between the ring
+ * and the global queue for seconds), and a bigger ring (it only moves
+ * the bound).
+ */
+static void spawn_run_child(struct worker *w, struct task *parent,
+			    struct task *child)
+{
+	atomic_store_explicit(&parent->state, TASK_RUNNABLE,
+			      memory_order_relaxed);
+	w->after_op = AFTER_SPAWN;
+	w->after_task = parent;
+	switch_from(w, parent, child);
+}
+
 static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 		      uintptr_t pc)
 {
@@ -864,6 +923,14 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 						   memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	uint64_t id = t->id; /* once queued, t may run, exit and be reused */
+	if (unlikely(atomic_load_explicit(&w->runq.tail, memory_order_relaxed) -
+			     atomic_load_explicit(&w->runq.head,
+						  memory_order_relaxed) >=
+		     SPAWN_RUN_CHILD_AT) &&
+	    parent) {
+		spawn_run_child(w, parent, t);
+		return id;
+	}
 	runq_put_next(w, t);
 	wakep();
 	return id;
@@ -915,7 +982,10 @@ static __attribute__((noinline)) bool yield_slow(struct worker *w,
 			slot = atomic_exchange(&w->yield_slot, NULL);
 		if (slot)
 			runq_put_tail(w, slot);
-		w->after_op = AFTER_YIELD_SLOT;
+		/* The slot was empty: a task now waits behind the running
+		 * one, so an idle worker must know (the fast path swaps
+		 * one waiting task for another and needs no wake-up). */
+		w->after_op = slot ? AFTER_YIELD_SLOT : AFTER_YIELD_SLOT_WAKE;
 	} else {
 		/* Through the scheduler, which flushes the slot anyway. */
 		w->after_op = AFTER_YIELD;
@@ -996,18 +1066,17 @@ CO_EXTERN size_t co_num_tasks(void)
  * ---------------------------------------------------------------------- */
 
 /* A sleeping task's timer fired: ready it at the tail, keeping the order
- * of timers due together. */
+ * of timers due together.  Like every other ready path it wakes an idle
+ * worker when nobody spins: the firing worker may go on to run a task
+ * that never parks. */
 static void sleep_fire(struct timer *tm)
 {
 	struct task *t = tm->arg;
-	struct worker *w = sched_worker();
 
-	wait_off_cpu(t);
-	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
-	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
-	if (runtime_hooks.unpark)
-		runtime_hooks.unpark(t);
-	runq_put_tail(w, t);
+	task_make_runnable(t);
+	runq_put_tail(sched_worker(), t);
+	atomic_thread_fence(memory_order_seq_cst);
+	wakep();
 }
 
 CO_EXTERN void co_sleep(int64_t ns)
@@ -1293,29 +1362,124 @@ static void timers_run_all(struct worker *w)
 			timers_run(&S.workers[i], now);
 }
 
-static void idle_block(struct worker *w)
+/*
+ * The watch.  A task can wait behind a running one where only its own
+ * worker takes it without delay: in runnext or the yield slot (thieves
+ * leave those alone for RUNNEXT_STEAL_NS, see steal_runnext).  If that
+ * worker's task then never parks, the waiting task would wait forever
+ * behind it.  So an idle worker does not sleep unbounded while another
+ * worker is busy: it wakes after watch_period and takes what waits in
+ * runnext or a yield slot of a worker that has not switched since its
+ * last look.  The period is WATCH_MIN_NS while some such task waits, and
+ * doubles up to WATCH_MAX_NS while none does; a look costs a few loads
+ * per worker and no spinning.  Go needs no such watch, because its
+ * sysmon preempts a goroutine that runs for 10 ms; C code cannot be
+ * preempted, but what waits behind it can move.  Rejected: waking an
+ * idle worker on every yield into the slot (the two-task swap of
+ * co_yield would pay a wake-up per switch whenever a worker idles), and
+ * leaving it to a monitor thread alone (a 10-20 ms tick is too slow for
+ * a task that only wants the other core).
+ */
+#define WATCH_MIN_NS 1000000   /* a waiting task is taken within ~1 ms */
+#define WATCH_MAX_NS 16000000  /* ... the back-off while nothing waits */
+
+static inline bool waits_behind(struct worker *v)
 {
-	idle_push(w);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (any_work() || atomic_load(&S.stopping)) {
+	return atomic_load_explicit(&v->runnext, memory_order_relaxed) ||
+	       atomic_load_explicit(&v->yield_slot, memory_order_relaxed);
+}
+
+/* Records every other worker's switch count; returns when to look again,
+ * or INT64_MAX when no other worker runs a task (nothing can wait behind
+ * one, and new work comes with a wake-up). */
+static int64_t watch_arm(struct worker *w, int64_t now)
+{
+	bool busy = false, waiting = false;
+
+	for (int i = 0; i < S.nprocs; i++) {
+		struct worker *v = &S.workers[i];
+		if (v == w)
+			continue;
+		w->watch_sw[i] = atomic_load_explicit(&v->nswitch,
+						      memory_order_relaxed);
+		if (atomic_load_explicit(&v->idle, memory_order_relaxed))
+			continue;
+		busy = true;
+		waiting |= waits_behind(v);
+	}
+	if (!busy)
+		return INT64_MAX;
+	if (waiting || w->watch_period == 0)
+		w->watch_period = WATCH_MIN_NS;
+	else if (w->watch_period < WATCH_MAX_NS)
+		w->watch_period *= 2;
+	return now + w->watch_period;
+}
+
+/* Takes a task that waited in runnext or a yield slot through a whole
+ * watch period of a worker that did not switch meanwhile. */
+static struct task *watch_take(struct worker *w)
+{
+	for (int i = 0; i < S.nprocs; i++) {
+		struct worker *v = &S.workers[i];
+		struct task *t;
+		if (v == w || atomic_load_explicit(&v->nswitch,
+						   memory_order_relaxed) !=
+				      w->watch_sw[i])
+			continue;
+		t = atomic_load(&v->runnext);
+		if (t && atomic_compare_exchange_strong(&v->runnext, &t, NULL))
+			return t;
+		t = atomic_load(&v->yield_slot);
+		if (t && atomic_compare_exchange_strong(&v->yield_slot, &t,
+							NULL))
+			return t;
+	}
+	return NULL;
+}
+
+/* Blocks in the loop until something happens: a wake-up, I/O, a timer,
+ * or the watch.  Returns a task the watch took, or NULL (look again). */
+static struct task *idle_block(struct worker *w)
+{
+	for (;;) {
+		idle_push(w);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (any_work() || atomic_load(&S.stopping)) {
+			idle_remove(w);
+			return NULL;
+		}
+		if (deadlocked())
+			deadlock_exit();
+		int64_t now = co_now();
+		int64_t d = timers_next_all();
+		int64_t watch = watch_arm(w, now);
+		int64_t arm = d < watch ? d : watch;
+		atomic_store(&S.poll_until, d);
+		if (arm != INT64_MAX) {
+			struct itimerspec its = {
+				.it_value = {arm / 1000000000,
+					     arm % 1000000000},
+			};
+			if (arm <= 0)
+				its.it_value.tv_nsec = 1;
+			timerfd_settime(w->timerfd, TFD_TIMER_ABSTIME, &its,
+					NULL);
+		}
+		uv_run(&w->loop, UV_RUN_ONCE);
+		atomic_compare_exchange_strong(&S.poll_until, &d, INT64_MAX);
+		/* Still on the idle list: nobody woke this worker. */
+		bool unwoken = atomic_load(&w->idle);
 		idle_remove(w);
-		return;
+		now = co_now();
+		if (!unwoken || now < watch || now >= d ||
+		    atomic_load(&S.stopping))
+			return NULL;
+		struct task *t = watch_take(w);
+		if (t || any_work())
+			return t;
+		/* Nothing was stranded: sleep again, without spinning. */
 	}
-	if (deadlocked())
-		deadlock_exit();
-	int64_t d = timers_next_all();
-	atomic_store(&S.poll_until, d);
-	if (d != INT64_MAX) {
-		struct itimerspec its = {
-			.it_value = {d / 1000000000, d % 1000000000},
-		};
-		if (d <= 0)
-			its.it_value.tv_nsec = 1;
-		timerfd_settime(w->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
-	}
-	uv_run(&w->loop, UV_RUN_ONCE);
-	atomic_compare_exchange_strong(&S.poll_until, &d, INT64_MAX);
-	idle_remove(w);
 }
 
 static struct task *find_work(struct worker *w)
@@ -1342,7 +1506,8 @@ static struct task *find_work(struct worker *w)
 			break;
 		if (co_now() >= timers_next_all())
 			continue;
-		idle_block(w);
+		if ((t = idle_block(w)) != NULL)
+			break;
 	}
 	spin_stop(w);
 	return t;
@@ -1400,7 +1565,7 @@ static int worker_init(struct worker *w, int id)
 
 	memset(w, 0, sizeof(*w));
 	w->id = id;
-	w->rand = 0x9e3779b9u * (uint32_t)(id + 1);
+	w->rand = rand_seed();
 	atomic_store(&w->timers.next, INT64_MAX);
 	w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (w->timerfd < 0)
@@ -1563,9 +1728,19 @@ static int runtime_init(void)
 		err = CO_ENOMEM;
 		goto out_stacks;
 	}
-	for (i = 0; i < S.nprocs; i++)
+	S.watch_sw = calloc((size_t)S.nprocs * (size_t)S.nprocs,
+			    sizeof(*S.watch_sw));
+	if (!S.watch_sw) {
+		err = CO_ENOMEM;
+		free(S.workers);
+		S.workers = NULL;
+		goto out_stacks;
+	}
+	for (i = 0; i < S.nprocs; i++) {
 		if ((err = worker_init(&S.workers[i], i)) != 0)
 			goto out_workers;
+		S.workers[i].watch_sw = S.watch_sw + (size_t)i * (size_t)S.nprocs;
+	}
 	if ((err = fatal_signals_init()) != 0)
 		goto out_workers;
 	if ((err = snapshot_signal_init()) != 0)
@@ -1579,6 +1754,8 @@ out_workers:
 		worker_destroy(&S.workers[i]);
 	free(S.workers);
 	S.workers = NULL;
+	free(S.watch_sw);
+	S.watch_sw = NULL;
 out_stacks:
 	stack_destroy();
 	return err;
@@ -1606,6 +1783,8 @@ static void runtime_fini(void)
 	fatal_signals_destroy();
 	free(S.workers);
 	S.workers = NULL;
+	free(S.watch_sw);
+	S.watch_sw = NULL;
 	stack_destroy();
 }
 
