@@ -295,6 +295,10 @@ struct worker {
 	pthread_t thread;                         /* its OS thread */
 	_Atomic bool thread_live;                 /* thread set and running:
 						     it may be signalled */
+	bool finished;                            /* its thread left the
+						     runtime (S.run_lock) */
+	bool abandoned;                           /* co_run returned without
+						     it (S.run_lock) */
 	uv_async_t wake;                          /* wakes it from idle */
 
 	/* Owned by the worker's thread. */

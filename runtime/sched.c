@@ -104,6 +104,8 @@
 #define SPIN_PAUSE_NS 5000    /* ... of which pausing, before yielding */
 #define RUNNEXT_STEAL_NS 40000 /* before a thief takes a runnext task */
 #define ID_BATCH 16           /* task ids a worker reserves at once (Go: 16) */
+#define CO_RUN_GRACE_NS 50000000 /* co_run waits this long for workers
+				    still inside a task, then leaves them */
 #define SPAWN_RUN_CHILD_AT (RUNQ_SIZE / 2) /* co_go runs the child at once
 						 from this ring length on */
 
@@ -129,9 +131,16 @@ static struct {
 	_Atomic int64_t poll_until;   /* deadline idle workers are armed for */
 	uint64_t *watch_sw;           /* nprocs rows of nprocs: the watch's
 					 switch counts (idle_block) */
+
+	pthread_mutex_t run_lock;     /* guards nabandoned; with run_cond, */
+	pthread_cond_t run_cond;      /* co_run waits for task 1 and workers */
+	int nabandoned;               /* threads of a kept run still out */
+	bool kept;                    /* the last run's memory is still
+					 allocated: it abandoned threads */
 } S = {
 	.global_lock = PTHREAD_MUTEX_INITIALIZER,
 	.idle_lock = PTHREAD_MUTEX_INITIALIZER,
+	.run_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static _Thread_local struct worker *tls_worker
@@ -139,6 +148,7 @@ static _Thread_local struct worker *tls_worker
 
 static void task_main(void *arg);
 static void request_stop(void);
+static void worker_exited(struct worker *w);
 static void *worker_thread(void *arg);
 
 /* ------------------------------------------------------------------------
@@ -1681,6 +1691,7 @@ static void *worker_thread(void *arg)
 	worker_destroy(w);
 	fatal_thread_destroy();
 	tls_worker = NULL;
+	worker_exited(w);
 	return NULL;
 }
 
@@ -1708,6 +1719,26 @@ static void request_stop(void)
 	for (int i = 0; i < S.nprocs; i++)
 		uv_async_send(&S.workers[i].wake);
 	pthread_mutex_unlock(&S.idle_lock);
+	pthread_mutex_lock(&S.run_lock);
+	pthread_cond_broadcast(&S.run_cond);
+	pthread_mutex_unlock(&S.run_lock);
+}
+
+/*
+ * The end of a worker thread, its last touch of the runtime's memory.  A
+ * thread co_run waited for tells co_run; a thread co_run abandoned tells
+ * the next co_run, which frees what the run left once none is left.
+ */
+static void worker_exited(struct worker *w)
+{
+	pthread_mutex_lock(&S.run_lock);
+	atomic_store(&w->thread_live, false);
+	w->finished = true;
+	if (w->abandoned)
+		S.nabandoned--;
+	else
+		pthread_cond_broadcast(&S.run_cond);
+	pthread_mutex_unlock(&S.run_lock);
 }
 
 /* Configuration, stacks, workers and signal handlers; undoes its own
@@ -1788,14 +1819,16 @@ static void runtime_fini(void)
 	stack_destroy();
 }
 
-/* Starts workers 1..nprocs-1; returns how many workers run (with 0). */
+/* Starts the worker threads; returns how many run. */
 static int start_threads(void)
 {
+	pthread_attr_t attr;
 	int started;
 
-	for (started = 1; started < S.nprocs; started++) {
-		int err = pthread_create(&S.workers[started].thread, NULL,
-					 worker_thread, &S.workers[started]);
+	pthread_attr_init(&attr);
+	for (started = 0; started < S.nprocs; started++) {
+		struct worker *w = &S.workers[started];
+		int err = pthread_create(&w->thread, &attr, worker_thread, w);
 		if (err) {
 			/* Run with the workers we have; say so. */
 			fprintf(stderr,
@@ -1804,72 +1837,143 @@ static int start_threads(void)
 			break;
 		}
 	}
+	pthread_attr_destroy(&attr);
 	return started;
+}
+
+/* The deadline of a wait on run_cond, ns from now (CLOCK_MONOTONIC). */
+static struct timespec run_deadline(int64_t ns)
+{
+	int64_t at = co_now() + ns;
+	return (struct timespec){at / 1000000000, at % 1000000000};
+}
+
+/*
+ * After task 1 returned: waits up to CO_RUN_GRACE_NS for the workers to
+ * leave their loops, joins those that did, and abandons the others: a
+ * thread still inside a task (computing, or blocked in the kernel) is
+ * detached and left to run; when its task next enters the runtime (parks,
+ * yields, exits), the thread sees the stop, finishes, and counts itself
+ * out of S.nabandoned.  Returns how many were abandoned.
+ */
+static int workers_finish(int started)
+{
+	struct timespec until = run_deadline(CO_RUN_GRACE_NS);
+	int live, abandoned = 0;
+
+	pthread_mutex_lock(&S.run_lock);
+	for (;;) {
+		live = 0;
+		for (int i = 0; i < started; i++)
+			live += !S.workers[i].finished;
+		if (live == 0 ||
+		    pthread_cond_timedwait(&S.run_cond, &S.run_lock, &until) ==
+			    ETIMEDOUT)
+			break;
+	}
+	for (int i = 0; i < started; i++) {
+		struct worker *w = &S.workers[i];
+		if (!w->finished) {
+			w->abandoned = true;
+			abandoned++;
+		}
+	}
+	S.nabandoned = abandoned;
+	pthread_mutex_unlock(&S.run_lock);
+	for (int i = 0; i < started; i++) {
+		struct worker *w = &S.workers[i];
+		if (w->abandoned)
+			pthread_detach(w->thread);
+		else
+			pthread_join(w->thread, NULL);
+	}
+	return abandoned;
+}
+
+/*
+ * A run that abandoned threads keeps its memory (workers, stacks, the
+ * records its tasks point into) until the last of them is gone: the next
+ * co_run frees it then, or returns CO_EBUSY while one still runs.
+ */
+static int reclaim_abandoned_run(void)
+{
+	pthread_mutex_lock(&S.run_lock);
+	int left = S.nabandoned;
+	pthread_mutex_unlock(&S.run_lock);
+	if (left > 0)
+		return CO_EBUSY;
+	S.kept = false;
+	runtime_fini();
+	return 0;
+}
+
+/* run_cond waits on CLOCK_MONOTONIC: a wall-clock step must not stretch
+ * co_run's grace period. */
+static void run_cond_init(void)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&S.run_cond, &attr);
+	pthread_condattr_destroy(&attr);
 }
 
 CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	bool expected = false;
-	sigset_t urg, old_mask;
-	int err, started = 1;
+	int err, started = 0;
 
 	if (!main_fn)
 		return CO_EINVAL;
+	pthread_once(&once, run_cond_init);
 	if (!atomic_compare_exchange_strong(&S.running, &expected, true))
 		return CO_EBUSY;
+	if (S.kept && (err = reclaim_abandoned_run()) != 0)
+		goto out;
 	if ((err = runtime_init()) != 0)
 		goto out;
-	/* The calling thread becomes worker 0, with the workers' mask for
-	 * the signals that matter to the runtime: SIGURG delivered (snapshot
-	 * requests), SIGPIPE blocked (a write to a closed pipe or socket
-	 * returns EPIPE on every worker alike). */
-	pthread_sigmask(SIG_SETMASK, NULL, &old_mask);
-	urg = old_mask;
-	sigdelset(&urg, SIGURG);
-	sigaddset(&urg, SIGPIPE);
-	pthread_sigmask(SIG_SETMASK, &urg, NULL);
-	worker_bind_thread(&S.workers[0]);
-	fatal_thread_init();
 	/* The profiler's start-up (its environment checks, the dump signal)
 	 * completes before task 1 can run: a bad COPPER_SIGDUMP must stop
 	 * co_run before main_fn starts, and an early SIGUSR1 must find its
 	 * handler. */
 	err = runtime_hooks.start ? runtime_hooks.start() : 0;
-	if (err == 0 && spawn(NULL, main_fn, arg,
-			      (uintptr_t)__builtin_return_address(0)) != 1) {
-		err = CO_ENOMEM;
-		if (runtime_hooks.stop)
+	if (err == 0) {
+		/* Task 1 waits on worker 0's queue until the threads start;
+		 * the calling thread borrows worker 0 only to put it there. */
+		tls_worker = &S.workers[0];
+		if (spawn(NULL, main_fn, arg,
+			  (uintptr_t)__builtin_return_address(0)) != 1)
+			err = CO_ENOMEM;
+		tls_worker = NULL;
+		if (err && runtime_hooks.stop)
 			runtime_hooks.stop();
 	}
 	if (err == 0) {
+		/* The calling thread runs no task: it waits for task 1 to
+		 * return, so that co_run returns then whatever the other
+		 * tasks do (Go's main returning). */
 		started = start_threads();
-		sched_loop(&S.workers[0]);
+		if (started == 0) {
+			err = CO_ENOMEM;
+			request_stop();
+		}
+		pthread_mutex_lock(&S.run_lock);
+		while (!atomic_load(&S.stopping))
+			pthread_cond_wait(&S.run_cond, &S.run_lock);
+		pthread_mutex_unlock(&S.run_lock);
 		if (runtime_hooks.stop)
 			runtime_hooks.stop();
-		for (int i = 1; i < started; i++)
-			pthread_join(S.workers[i].thread, NULL);
 	}
-	/* Started threads destroyed their own workers. */
+	int abandoned = started ? workers_finish(started) : 0;
+	/* Workers that never started have their loops still open. */
 	for (int i = started; i < S.nprocs; i++)
 		worker_destroy(&S.workers[i]);
-	worker_destroy(&S.workers[0]);
-	fatal_thread_destroy();
-	tls_worker = NULL;
-	/* A write to a closed pipe on this thread left SIGPIPE pending while
-	 * it was blocked; the write already failed with EPIPE, so consume it
-	 * rather than let it kill the process when the mask is restored. */
-	if (!sigismember(&old_mask, SIGPIPE)) {
-		sigset_t pipe_set;
-		struct timespec zero = {0, 0};
-		int saved_errno = errno; /* sigtimedwait leaves EAGAIN */
-		sigemptyset(&pipe_set);
-		sigaddset(&pipe_set, SIGPIPE);
-		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
-			;
-		errno = saved_errno;
-	}
-	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-	runtime_fini();
+	if (abandoned)
+		S.kept = true;
+	else
+		runtime_fini();
 out:
 	atomic_store(&S.running, false);
 	return err;

@@ -1453,9 +1453,11 @@ static void task_main_signal_workers(void *arg)
 			    sw.rounds_at_end_of_signals + 10, 5 * TU_SEC);
 	sw.rounds_later = atomic_load(&sw.rounds);
 	for (int w = 0; w < sw.procs; w++) {
-		pid_t tid = w == 0 ? sw.main_tid : atomic_load(&sw.tid[w]);
-		if (w == 0 && atomic_load(&sw.tid[0]))
-			CHECK_EQ(atomic_load(&sw.tid[0]), sw.main_tid);
+		/* Every worker is a thread of the runtime's; co_run's
+		 * caller waits (sw.w0_blocked above is its mask). */
+		pid_t tid = atomic_load(&sw.tid[w]);
+		if (tid)
+			CHECK(tid != sw.main_tid);
 		if (!tid)
 			continue;
 		sw.workers_seen++;
