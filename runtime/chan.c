@@ -100,7 +100,7 @@ CO_EXTERN int co_chan_send(co_chan *c, const void *elem)
 	}
 	if (!elem)
 		return CO_EINVAL;
-	spin_lock(&c->lock);
+	chan_lock(c);
 	if (c->closed) {
 		spin_unlock(&c->lock);
 		return CO_EPIPE;
@@ -139,7 +139,7 @@ CO_EXTERN int co_chan_recv(co_chan *c, void *elem)
 			return CO_EPERM;
 		park_forever(WAIT_CHAN_RECV_NIL);
 	}
-	spin_lock(&c->lock);
+	chan_lock(c);
 	if ((s = waitq_pop_ready(&c->sendq)) != NULL) {
 		chan_copy_from_sender_locked(c, s, elem);
 		s->result = 0;
@@ -191,7 +191,7 @@ CO_EXTERN int co_chan_close(co_chan *c)
 
 	if (!c)
 		return CO_EINVAL;
-	spin_lock(&c->lock);
+	chan_lock(c);
 	if (c->closed) {
 		spin_unlock(&c->lock);
 		return CO_EPIPE;
@@ -214,7 +214,7 @@ CO_EXTERN void co_chan_free(co_chan *c)
 {
 	if (!c)
 		return;
-	spin_lock(&c->lock);
+	chan_lock(c);
 	bool busy = c->recvq.head || c->sendq.head;
 	spin_unlock(&c->lock);
 	if (busy) {

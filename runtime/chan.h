@@ -14,6 +14,7 @@
 struct co_chan {
 	spinlock lock;        /* guards everything below but the constants */
 	bool closed;          /* set once by co_chan_close */
+	uint32_t run;         /* run generation of the queues (runtime.h) */
 	size_t elem_size;     /* constant */
 	size_t cap;           /* constant: buffer slots, 0 = unbuffered */
 	size_t len;           /* elements buffered */
@@ -22,6 +23,14 @@ struct co_chan {
 	struct waitq sendq;   /* parked senders */
 	_Alignas(16) unsigned char buf[]; /* cap * elem_size bytes */
 };
+
+/* Takes the channel's lock; waiters of an earlier run are forgotten. */
+static inline void chan_lock(co_chan *c)
+{
+	spin_lock(&c->lock);
+	if (unlikely(run_changed(&c->run)))
+		c->recvq = c->sendq = (struct waitq){0};
+}
 
 static inline void *chan_slot(co_chan *c, size_t i)
 {

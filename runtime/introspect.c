@@ -349,7 +349,7 @@ static void catch_running(struct walk_state *ws)
 	for (int pass = 0; ws->pending && pass < 1000 && !sched_stopping();
 	     pass++) {
 		struct worker *self = sched_worker();
-		for (int i = 0; i < sched_nprocs(); i++) {
+		for (int i = 0; i < sched_nworkers(); i++) {
 			struct worker *w = &sched_workers()[i];
 			if (w != self && atomic_load(&w->thread_live))
 				pthread_kill(w->thread, SIGURG);

@@ -295,6 +295,10 @@ struct worker {
 	pthread_t thread;                         /* its OS thread */
 	_Atomic bool thread_live;                 /* thread set and running:
 						     it may be signalled */
+	bool has_thread;                          /* a thread was started */
+	uint64_t mon_sw;                          /* the monitor's last look: */
+	int64_t mon_since;                        /* nswitch, and since when */
+	bool mon_stuck;                           /* one task ran that long */
 	bool finished;                            /* its thread left the
 						     runtime (S.run_lock) */
 	bool abandoned;                           /* co_run returned without
@@ -376,6 +380,8 @@ CO_INTERNAL void sched_ready(struct task *t);
 CO_INTERNAL int64_t sched_coarse_now(void);
 /* Number of workers and the array, for introspection. */
 CO_INTERNAL int sched_nprocs(void);
+/* Workers set up now: sched_nprocs() and those the monitor added. */
+CO_INTERNAL int sched_nworkers(void);
 /* A fast pseudo-random number (per worker state; select's poll order). */
 CO_INTERNAL uint32_t sched_rand(void);
 /* co_now() + ns, saturated below INT64_MAX (the heaps' "no timer"). */
@@ -474,6 +480,29 @@ static inline struct waiter *waitq_pop(struct waitq *q)
 	if (w)
 		waitq_remove(q, w);
 	return w;
+}
+
+/*
+ * Run generations.  Channels and locks outlive co_run, and so can their
+ * wait queues: a task of an earlier run parked on one stays queued after
+ * its run ended and its stack was unmapped.  Every object that queues
+ * waiters keeps the generation (co_run's count) of its last locked use;
+ * whoever takes its lock in a later run finds the generation changed and
+ * forgets those waiters before touching the queue.  One load and compare
+ * under a lock that is taken anyway.
+ */
+CO_INTERNAL extern _Atomic uint32_t sched_run_gen;
+
+/* True (and *run brought up to date) if the object was last used under
+ * its lock in an earlier run; call with that lock held. */
+static inline bool run_changed(uint32_t *run)
+{
+	uint32_t gen = atomic_load_explicit(&sched_run_gen,
+					    memory_order_relaxed);
+	if (likely(*run == gen))
+		return false;
+	*run = gen;
+	return true;
 }
 
 /* Pops the first waiter that may be woken: a select's waiter only if this

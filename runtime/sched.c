@@ -104,6 +104,7 @@
 #define SPIN_PAUSE_NS 5000    /* ... of which pausing, before yielding */
 #define RUNNEXT_STEAL_NS 40000 /* before a thief takes a runnext task */
 #define ID_BATCH 16           /* task ids a worker reserves at once (Go: 16) */
+#define MONITOR_EXTRA_MAX 256  /* workers the monitor may add */
 #define CO_RUN_GRACE_NS 50000000 /* co_run waits this long for workers
 				    still inside a task, then leaves them */
 #define SPAWN_RUN_CHILD_AT (RUNQ_SIZE / 2) /* co_go runs the child at once
@@ -112,7 +113,11 @@
 static struct {
 	struct config cfg;
 	struct worker *workers;       /* nprocs, cache-line aligned */
-	int nprocs;
+	int nprocs;                   /* COPPER_PROCS: workers running tasks */
+	int nmax;                     /* workers that may ever be set up */
+	_Atomic int nworkers;         /* workers set up (nworkers()) */
+	_Atomic int nstuck;           /* ... of them stuck in one task
+					 (the monitor's last look) */
 	_Atomic bool running;         /* between co_run's start and return */
 	_Atomic bool stopping;        /* task 1 returned: workers wind down */
 	_Atomic uint64_t next_id;     /* next unreserved task id */
@@ -132,6 +137,8 @@ static struct {
 	uint64_t *watch_sw;           /* nprocs rows of nprocs: the watch's
 					 switch counts (idle_block) */
 
+	pthread_t monitor;            /* the monitor thread (monitor_run) */
+	_Atomic bool monitor_deep;    /* it sleeps until a worker wakes */
 	pthread_mutex_t run_lock;     /* guards nabandoned; with run_cond, */
 	pthread_cond_t run_cond;      /* co_run waits for task 1 and workers */
 	int nabandoned;               /* threads of a kept run still out */
@@ -142,6 +149,15 @@ static struct {
 	.idle_lock = PTHREAD_MUTEX_INITIALIZER,
 	.run_lock = PTHREAD_MUTEX_INITIALIZER,
 };
+
+_Atomic uint32_t sched_run_gen; /* co_run's count (runtime.h) */
+
+/* Workers set up so far: nprocs at start, more when the monitor adds one
+ * for workers stuck in a task.  Entries below it never change. */
+static inline int nworkers(void)
+{
+	return atomic_load_explicit(&S.nworkers, memory_order_acquire);
+}
 
 static _Thread_local struct worker *tls_worker
 	__attribute__((tls_model("initial-exec")));
@@ -171,6 +187,7 @@ struct task *sched_current(void)
 }
 
 int sched_nprocs(void) { return S.nprocs; }
+int sched_nworkers(void) { return nworkers(); }
 struct worker *sched_workers(void) { return S.workers; }
 bool sched_running(void) { return atomic_load(&S.running); }
 bool sched_stopping(void) { return atomic_load(&S.stopping); }
@@ -516,6 +533,21 @@ static struct task *global_get(struct worker *w, uint32_t max)
  * Waking idle workers
  * ---------------------------------------------------------------------- */
 
+/* With workers added by the monitor, COPPER_PROCS workers may already run
+ * tasks besides the stuck ones: then nobody more is woken (the limit on
+ * parallelism is kept loosely, as a worker that comes unstuck runs on
+ * until it idles). */
+static inline bool procs_all_busy(void)
+{
+	int n = nworkers();
+
+	if (likely(n == S.nprocs))
+		return false;
+	return n - atomic_load(&S.nidle) - atomic_load(&S.nstuck) >= S.nprocs;
+}
+
+static void monitor_kick(void);
+
 /* Wakes one idle worker as a spinner.  Sending under idle_lock keeps the
  * worker's async handle open until the send is done (see worker_stop). */
 static void wake_one(void)
@@ -546,7 +578,8 @@ void sched_timer_added(int64_t when)
 static inline void wakep(void)
 {
 	if (atomic_load_explicit(&S.nidle, memory_order_relaxed) > 0 &&
-	    atomic_load_explicit(&S.nspinning, memory_order_relaxed) == 0)
+	    atomic_load_explicit(&S.nspinning, memory_order_relaxed) == 0 &&
+	    likely(!procs_all_busy()))
 		wake_one();
 }
 
@@ -572,6 +605,7 @@ static void idle_remove(struct worker *w)
 		atomic_fetch_sub(&S.nidle, 1);
 	}
 	pthread_mutex_unlock(&S.idle_lock);
+	monitor_kick();
 }
 
 static void spin_stop(struct worker *w)
@@ -1064,9 +1098,9 @@ CO_EXTERN size_t co_num_tasks(void)
 	if (!atomic_load(&S.running) || !S.workers)
 		return 0;
 	/* Exits first: a task counted as exited was spawned before. */
-	for (int i = 0; i < S.nprocs; i++)
+	for (int i = 0; i < nworkers(); i++)
 		exited += atomic_load(&S.workers[i].nexited);
-	for (int i = 0; i < S.nprocs; i++)
+	for (int i = 0; i < nworkers(); i++)
 		spawned += atomic_load(&S.workers[i].nspawned);
 	return spawned > exited ? (size_t)(spawned - exited) : 0;
 }
@@ -1200,7 +1234,7 @@ static bool any_work(void)
 {
 	if (atomic_load(&S.gcount))
 		return true;
-	for (int i = 0; i < S.nprocs; i++)
+	for (int i = 0; i < nworkers(); i++)
 		if (!runq_empty(&S.workers[i]))
 			return true;
 	return false;
@@ -1208,10 +1242,11 @@ static bool any_work(void)
 
 static struct task *steal_any(struct worker *w)
 {
-	int start = (int)(fastrand(w) % (uint32_t)S.nprocs);
+	int n = nworkers();
+	int start = (int)(fastrand(w) % (uint32_t)n);
 
-	for (int i = 0; i < S.nprocs; i++) {
-		struct worker *v = &S.workers[(start + i) % S.nprocs];
+	for (int i = 0; i < n; i++) {
+		struct worker *v = &S.workers[(start + i) % n];
 		if (v == w)
 			continue;
 		struct task *t = runq_steal(w, v);
@@ -1229,7 +1264,7 @@ static struct task *steal_any(struct worker *w)
 static struct task *spin_for_work(struct worker *w)
 {
 	if (!w->spinning) {
-		int busy = S.nprocs - atomic_load(&S.nidle);
+		int busy = nworkers() - atomic_load(&S.nidle);
 		if (2 * atomic_load(&S.nspinning) >= (busy > 1 ? busy : 1) + 1)
 			return NULL;
 		w->spinning = true;
@@ -1300,9 +1335,9 @@ static bool deadlocked(void)
 	bool dead = false;
 
 	pthread_mutex_lock(&S.idle_lock);
-	if (atomic_load(&S.nidle) != S.nprocs || atomic_load(&S.stopping))
+	if (atomic_load(&S.nidle) != nworkers() || atomic_load(&S.stopping))
 		goto out;
-	for (int i = 0; i < S.nprocs; i++)
+	for (int i = 0; i < nworkers(); i++)
 		if (timer_next(&S.workers[i]) != INT64_MAX ||
 		    atomic_load(&S.workers[i].uv_pending))
 			goto out;
@@ -1349,7 +1384,7 @@ static int64_t timers_next_all(void)
 {
 	int64_t next = INT64_MAX;
 
-	for (int i = 0; i < S.nprocs; i++) {
+	for (int i = 0; i < nworkers(); i++) {
 		int64_t t = timer_next(&S.workers[i]);
 		if (t < next)
 			next = t;
@@ -1367,7 +1402,7 @@ static void timers_run_all(struct worker *w)
 	int64_t now = co_now();
 
 	timers_run(w, now);
-	for (int i = 0; i < S.nprocs; i++)
+	for (int i = 0; i < nworkers(); i++)
 		if (&S.workers[i] != w && timer_next(&S.workers[i]) <= now)
 			timers_run(&S.workers[i], now);
 }
@@ -1406,7 +1441,7 @@ static int64_t watch_arm(struct worker *w, int64_t now)
 {
 	bool busy = false, waiting = false;
 
-	for (int i = 0; i < S.nprocs; i++) {
+	for (int i = 0; i < nworkers(); i++) {
 		struct worker *v = &S.workers[i];
 		if (v == w)
 			continue;
@@ -1430,7 +1465,7 @@ static int64_t watch_arm(struct worker *w, int64_t now)
  * watch period of a worker that did not switch meanwhile. */
 static struct task *watch_take(struct worker *w)
 {
-	for (int i = 0; i < S.nprocs; i++) {
+	for (int i = 0; i < nworkers(); i++) {
 		struct worker *v = &S.workers[i];
 		struct task *t;
 		if (v == w || atomic_load_explicit(&v->nswitch,
@@ -1716,7 +1751,7 @@ static void request_stop(void)
 {
 	pthread_mutex_lock(&S.idle_lock);
 	atomic_store(&S.stopping, true);
-	for (int i = 0; i < S.nprocs; i++)
+	for (int i = 0; i < nworkers(); i++)
 		uv_async_send(&S.workers[i].wake);
 	pthread_mutex_unlock(&S.idle_lock);
 	pthread_mutex_lock(&S.run_lock);
@@ -1750,16 +1785,20 @@ static int runtime_init(void)
 	if ((err = config_load(&S.cfg)) != 0)
 		return err;
 	S.nprocs = S.cfg.procs;
+	S.nmax = S.nprocs + MONITOR_EXTRA_MAX;
 	sched_reset();
+	atomic_store(&S.nworkers, S.nprocs);
 	if ((err = stack_init(S.cfg.stack_size)) != 0)
 		return err;
+	/* Room for the workers the monitor may add: untouched until then,
+	 * so it costs address space, not memory. */
 	S.workers = aligned_alloc(CACHELINE,
-				  sizeof(struct worker) * (size_t)S.nprocs);
+				  sizeof(struct worker) * (size_t)S.nmax);
 	if (!S.workers) {
 		err = CO_ENOMEM;
 		goto out_stacks;
 	}
-	S.watch_sw = calloc((size_t)S.nprocs * (size_t)S.nprocs,
+	S.watch_sw = calloc((size_t)S.nmax * (size_t)S.nmax,
 			    sizeof(*S.watch_sw));
 	if (!S.watch_sw) {
 		err = CO_ENOMEM;
@@ -1770,7 +1809,8 @@ static int runtime_init(void)
 	for (i = 0; i < S.nprocs; i++) {
 		if ((err = worker_init(&S.workers[i], i)) != 0)
 			goto out_workers;
-		S.workers[i].watch_sw = S.watch_sw + (size_t)i * (size_t)S.nprocs;
+		S.workers[i].watch_sw = S.watch_sw + (size_t)i * (size_t)S.nmax;
+		S.workers[i].has_thread = true; /* start_threads will try */
 	}
 	if ((err = fatal_signals_init()) != 0)
 		goto out_workers;
@@ -1819,6 +1859,180 @@ static void runtime_fini(void)
 	stack_destroy();
 }
 
+/* The deadline of a wait on run_cond, ns from now (CLOCK_MONOTONIC). */
+static struct timespec run_deadline(int64_t ns)
+{
+	int64_t at = co_now() + ns;
+	return (struct timespec){at / 1000000000, at % 1000000000};
+}
+
+/* ------------------------------------------------------------------------
+ * The monitor (Go's sysmon)
+ *
+ * A worker whose task never parks — it computes, or it is blocked in the
+ * kernel (a write to a full pipe, a usleep loop) — runs nothing else, and
+ * what waits on its queues, on timers, or for task 1 to return waits with
+ * it.  When every worker is in that state the whole program stops.  Go's
+ * sysmon retakes the P of an M in a system call and hands it to another
+ * M.  Copper cannot take a worker's queues from under a task that may
+ * call into the runtime at any instant without a fence on every runtime
+ * entry, so it does the other half: a monitor thread looks at every
+ * worker every MONITOR_PERIOD_NS; a worker that has run one task for
+ * MONITOR_STUCK_NS without a switch is stuck; when tasks or due timers
+ * wait, no worker is idle to take them, and fewer than COPPER_PROCS
+ * workers are free, the monitor sets up one more worker (its own queue,
+ * loop and thread), which steals what waits — runnext and yield slots
+ * included, as the stuck worker does not switch.  A stuck worker that
+ * comes back runs on; wakep then wakes an idle worker only while fewer
+ * than COPPER_PROCS run unstuck, so the extra workers sleep until the
+ * next stall.  At most MONITOR_EXTRA_MAX workers are ever added; at the
+ * bound tasks wait, and the monitor says so once.
+ *
+ * What it does not move: descriptors homed on a stuck worker's loop
+ * (netpoll.c) are polled by that loop only, so a task in IO wait on one
+ * waits until that worker comes back.
+ *
+ * Cost with nothing stuck: a look every 10 ms while any worker is busy
+ * (a few loads per worker), and none at all once every worker has idled
+ * for MONITOR_IDLE_LOOKS looks: then it sleeps until a worker wakes.
+ *
+ * Rejected: handing the stuck worker's queues to a new thread (Go's
+ * handoffp) — the stuck task's own calls into the runtime would then
+ * race the new owner unless every entry paid a fence; signals that
+ * preempt a task (C code holds locks and libc state a switch must not
+ * interrupt).
+ * ---------------------------------------------------------------------- */
+#define MONITOR_PERIOD_NS 10000000 /* a look every 10 ms */
+#define MONITOR_STUCK_NS 20000000  /* one task that long: stuck */
+#define MONITOR_IDLE_LOOKS 50      /* all idle that many looks: sleep */
+
+/* Work nobody runs yet: queued somewhere, or a timer due. */
+static bool work_waiting(int64_t now)
+{
+	if (any_work() || timers_next_all() <= now)
+		return true;
+	for (int i = 0; i < nworkers(); i++)
+		if (waits_behind(&S.workers[i]))
+			return true;
+	return false;
+}
+
+static bool all_idle(void)
+{
+	for (int i = 0; i < nworkers(); i++)
+		if (S.workers[i].has_thread && !atomic_load(&S.workers[i].idle))
+			return false;
+	return true;
+}
+
+/* Sets up worker nworkers() and starts its thread. */
+static void monitor_add_worker(void)
+{
+	static bool told;
+	int n = nworkers();
+	struct worker *w = &S.workers[n];
+
+	if (n >= S.nmax) {
+		if (!told)
+			fprintf(stderr, "copper: every worker is stuck in a task "
+				"and %d workers were added already (the limit); "
+				"runnable tasks wait\n", MONITOR_EXTRA_MAX);
+		told = true;
+		return;
+	}
+	if (worker_init(w, n) != 0)
+		return;
+	w->watch_sw = S.watch_sw + (size_t)n * (size_t)S.nmax;
+	w->has_thread = true;
+	atomic_store_explicit(&S.nworkers, n + 1, memory_order_release);
+	if (pthread_create(&w->thread, NULL, worker_thread, w) != 0) {
+		/* Nobody queues on a worker that never ran: step back. */
+		w->has_thread = false;
+		atomic_store_explicit(&S.nworkers, n, memory_order_release);
+		worker_destroy(w);
+	}
+}
+
+/* One look at every worker; returns whether all were idle. */
+static bool monitor_look(int64_t now)
+{
+	int n = nworkers(), stuck = 0, idle = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct worker *w = &S.workers[i];
+		uint64_t sw = atomic_load_explicit(&w->nswitch,
+						   memory_order_relaxed);
+		bool is_idle = atomic_load(&w->idle) || !w->has_thread;
+		if (is_idle || sw != w->mon_sw || w->mon_since == 0) {
+			w->mon_sw = sw;
+			w->mon_since = now;
+			w->mon_stuck = false;
+			idle += is_idle;
+			continue;
+		}
+		if (now - w->mon_since >= MONITOR_STUCK_NS) {
+			w->mon_stuck = true;
+			stuck++;
+		}
+	}
+	atomic_store(&S.nstuck, stuck);
+	if (stuck > 0 && n - stuck < S.nprocs &&
+	    atomic_load(&S.nidle) == 0 && work_waiting(now) &&
+	    !atomic_load(&S.stopping))
+		monitor_add_worker();
+	return idle == n;
+}
+
+static void *monitor_run(void *arg)
+{
+	sigset_t all;
+	int idle_looks = 0;
+
+	(void)arg;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&S.run_lock);
+	while (!atomic_load(&S.stopping)) {
+		struct timespec until = run_deadline(MONITOR_PERIOD_NS);
+		pthread_cond_timedwait(&S.run_cond, &S.run_lock, &until);
+		if (atomic_load(&S.stopping))
+			break;
+		pthread_mutex_unlock(&S.run_lock);
+		idle_looks = monitor_look(co_now()) ? idle_looks + 1 : 0;
+		pthread_mutex_lock(&S.run_lock);
+		if (idle_looks < MONITOR_IDLE_LOOKS)
+			continue;
+		/* Everyone idle for a while: sleep until a worker wakes
+		 * (monitor_kick) or the run ends. */
+		atomic_store(&S.monitor_deep, true);
+		while (atomic_load(&S.monitor_deep) && all_idle() &&
+		       !atomic_load(&S.stopping))
+			pthread_cond_wait(&S.run_cond, &S.run_lock);
+		atomic_store(&S.monitor_deep, false);
+		idle_looks = 0;
+	}
+	pthread_mutex_unlock(&S.run_lock);
+	return NULL;
+}
+
+/* A worker left its idle sleep: wake the monitor if it sleeps for good. */
+static void monitor_kick(void)
+{
+	if (likely(!atomic_load_explicit(&S.monitor_deep,
+					 memory_order_relaxed)))
+		return;
+	pthread_mutex_lock(&S.run_lock);
+	if (atomic_exchange(&S.monitor_deep, false))
+		pthread_cond_broadcast(&S.run_cond);
+	pthread_mutex_unlock(&S.run_lock);
+}
+
+static int monitor_start(void)
+{
+	atomic_store(&S.monitor_deep, false);
+	return -pthread_create(&S.monitor, NULL, monitor_run, NULL);
+}
+
 /* Starts the worker threads; returns how many run. */
 static int start_threads(void)
 {
@@ -1830,6 +2044,8 @@ static int start_threads(void)
 		struct worker *w = &S.workers[started];
 		int err = pthread_create(&w->thread, &attr, worker_thread, w);
 		if (err) {
+			for (int i = started; i < S.nprocs; i++)
+				S.workers[i].has_thread = false;
 			/* Run with the workers we have; say so. */
 			fprintf(stderr,
 				"copper: could only start %d of %d workers: %s\n",
@@ -1841,13 +2057,6 @@ static int start_threads(void)
 	return started;
 }
 
-/* The deadline of a wait on run_cond, ns from now (CLOCK_MONOTONIC). */
-static struct timespec run_deadline(int64_t ns)
-{
-	int64_t at = co_now() + ns;
-	return (struct timespec){at / 1000000000, at % 1000000000};
-}
-
 /*
  * After task 1 returned: waits up to CO_RUN_GRACE_NS for the workers to
  * leave their loops, joins those that did, and abandons the others: a
@@ -1856,16 +2065,18 @@ static struct timespec run_deadline(int64_t ns)
  * yields, exits), the thread sees the stop, finishes, and counts itself
  * out of S.nabandoned.  Returns how many were abandoned.
  */
-static int workers_finish(int started)
+static int workers_finish(void)
 {
 	struct timespec until = run_deadline(CO_RUN_GRACE_NS);
 	int live, abandoned = 0;
+	int started = nworkers();
 
 	pthread_mutex_lock(&S.run_lock);
 	for (;;) {
 		live = 0;
 		for (int i = 0; i < started; i++)
-			live += !S.workers[i].finished;
+			live += S.workers[i].has_thread &&
+				!S.workers[i].finished;
 		if (live == 0 ||
 		    pthread_cond_timedwait(&S.run_cond, &S.run_lock, &until) ==
 			    ETIMEDOUT)
@@ -1873,7 +2084,7 @@ static int workers_finish(int started)
 	}
 	for (int i = 0; i < started; i++) {
 		struct worker *w = &S.workers[i];
-		if (!w->finished) {
+		if (w->has_thread && !w->finished) {
 			w->abandoned = true;
 			abandoned++;
 		}
@@ -1882,6 +2093,8 @@ static int workers_finish(int started)
 	pthread_mutex_unlock(&S.run_lock);
 	for (int i = 0; i < started; i++) {
 		struct worker *w = &S.workers[i];
+		if (!w->has_thread)
+			continue;
 		if (w->abandoned)
 			pthread_detach(w->thread);
 		else
@@ -1932,6 +2145,7 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 		return CO_EBUSY;
 	if (S.kept && (err = reclaim_abandoned_run()) != 0)
 		goto out;
+	atomic_fetch_add(&sched_run_gen, 1);
 	if ((err = runtime_init()) != 0)
 		goto out;
 	/* The profiler's start-up (its environment checks, the dump signal)
@@ -1959,14 +2173,17 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 			err = CO_ENOMEM;
 			request_stop();
 		}
+		bool monitor = started > 0 && monitor_start() == 0;
 		pthread_mutex_lock(&S.run_lock);
 		while (!atomic_load(&S.stopping))
 			pthread_cond_wait(&S.run_cond, &S.run_lock);
 		pthread_mutex_unlock(&S.run_lock);
+		if (monitor)
+			pthread_join(S.monitor, NULL);
 		if (runtime_hooks.stop)
 			runtime_hooks.stop();
 	}
-	int abandoned = started ? workers_finish(started) : 0;
+	int abandoned = started ? workers_finish() : 0;
 	/* Workers that never started have their loops still open. */
 	for (int i = started; i < S.nprocs; i++)
 		worker_destroy(&S.workers[i]);

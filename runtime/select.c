@@ -73,7 +73,7 @@ struct waiter *waitq_pop_ready(struct waitq *q)
 static void lockset_lock(const struct lockset *ls)
 {
 	for (size_t i = 0; i < ls->n; i++)
-		spin_lock(&ls->chans[i]->lock);
+		chan_lock(ls->chans[i]);
 }
 
 static void lockset_unlock(const struct lockset *ls)

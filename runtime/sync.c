@@ -58,6 +58,7 @@ struct mutex {
 	_Atomic uint32_t state; /* MUTEX_* bits; CAS by anyone */
 	spinlock lk;            /* guards q and the WAITERS/STARVING bits */
 	struct waitq q;         /* parked lockers, FIFO (re-waiters first) */
+	uint32_t run;           /* run generation of q (runtime.h) */
 };
 
 struct rwmutex {
@@ -65,18 +66,21 @@ struct rwmutex {
 	int32_t readers;           /* readers holding it */
 	bool writer;               /* a writer holds it */
 	uint32_t writers_waiting;  /* length of wq */
+	uint32_t run;              /* run generation of the queues */
 	struct waitq rq;           /* parked readers */
 	struct waitq wq;           /* parked writers */
 };
 
 struct cond {
 	spinlock lk;    /* guards q */
+	uint32_t run;   /* run generation of q */
 	struct waitq q; /* parked waiters, FIFO */
 };
 
 struct wg {
 	_Atomic int64_t counter; /* outstanding work */
 	spinlock lk;             /* guards q and the zero transition */
+	uint32_t run;            /* run generation of q */
 	struct waitq q;          /* parked co_wg_wait callers */
 };
 
@@ -85,6 +89,7 @@ enum { ONCE_NEW = 0, ONCE_RUNNING, ONCE_DONE };
 struct once {
 	_Atomic uint32_t state; /* ONCE_* */
 	spinlock lk;            /* guards q and RUNNING -> DONE */
+	uint32_t run;           /* run generation of q */
 	struct waitq q;         /* tasks waiting for the first call */
 };
 
@@ -93,6 +98,58 @@ _Static_assert(sizeof(struct rwmutex) <= sizeof(co_rwmutex), "co_rwmutex ABI");
 _Static_assert(sizeof(struct cond) <= sizeof(co_cond), "co_cond ABI");
 _Static_assert(sizeof(struct wg) <= sizeof(co_wg), "co_wg ABI");
 _Static_assert(sizeof(struct once) <= sizeof(co_once), "co_once ABI");
+
+/*
+ * Each object's lock, taken with the run-generation check (runtime.h):
+ * waiters of an earlier run are forgotten, with what only they kept up
+ * (the mutex's WAITERS, STARVING and WOKEN bits, the count of waiting
+ * writers).  What the object holds stays: a mutex locked by a task of an
+ * earlier run is still locked, a wait group keeps its count.  A co_once
+ * whose function was running when its run ended is not done: the next
+ * call runs the function.
+ */
+static inline void mutex_lk(struct mutex *m)
+{
+	spin_lock(&m->lk);
+	if (unlikely(run_changed(&m->run))) {
+		m->q = (struct waitq){0};
+		atomic_fetch_and(&m->state, ~(MUTEX_WAITERS | MUTEX_STARVING |
+					      MUTEX_WOKEN));
+	}
+}
+
+static inline void rwmutex_lk(struct rwmutex *rw)
+{
+	spin_lock(&rw->lk);
+	if (unlikely(run_changed(&rw->run))) {
+		rw->rq = rw->wq = (struct waitq){0};
+		rw->writers_waiting = 0;
+	}
+}
+
+static inline void cond_lk(struct cond *c)
+{
+	spin_lock(&c->lk);
+	if (unlikely(run_changed(&c->run)))
+		c->q = (struct waitq){0};
+}
+
+static inline void wg_lk(struct wg *wg)
+{
+	spin_lock(&wg->lk);
+	if (unlikely(run_changed(&wg->run)))
+		wg->q = (struct waitq){0};
+}
+
+static inline void once_lk(struct once *o)
+{
+	spin_lock(&o->lk);
+	if (unlikely(run_changed(&o->run))) {
+		o->q = (struct waitq){0};
+		uint32_t running = ONCE_RUNNING;
+		atomic_compare_exchange_strong(&o->state, &running, ONCE_NEW);
+	}
+}
 
 /* Parks the caller on q under lk; returns once woken. */
 static void park_locked(struct waitq *q, struct waiter *me, spinlock *lk,
@@ -190,7 +247,7 @@ static int mutex_lock_slow(struct mutex *m)
 				sched_cpu_relax();
 			continue;
 		}
-		spin_lock(&m->lk);
+		mutex_lk(m);
 		s = atomic_load(&m->state);
 		if (!(s & (MUTEX_LOCKED | MUTEX_STARVING))) {
 			spin_unlock(&m->lk);
@@ -226,7 +283,7 @@ static int mutex_lock_slow(struct mutex *m)
 			 * keep it going, and every lock would be a park and a
 			 * wake-up. */
 			if (co_now() - first_wait <= MUTEX_STARVE_NS) {
-				spin_lock(&m->lk);
+				mutex_lk(m);
 				atomic_fetch_and(&m->state, ~MUTEX_STARVING);
 				spin_unlock(&m->lk);
 			}
@@ -284,7 +341,7 @@ static void mutex_unlock_slow(struct mutex *m, uint32_t s)
 				break;
 		}
 	}
-	spin_lock(&m->lk);
+	mutex_lk(m);
 	w = waitq_pop(&m->q);
 	/* LOCKED before STARVING goes: the moment the state reads free,
 	 * a newcomer's fast path may take it. */
@@ -356,7 +413,7 @@ CO_EXTERN int co_rwmutex_rlock(co_rwmutex *rwm)
 
 	if (!rw)
 		return CO_EINVAL;
-	spin_lock(&rw->lk);
+	rwmutex_lk(rw);
 	if (!rw->writer && rw->writers_waiting == 0) {
 		rw->readers++;
 		spin_unlock(&rw->lk);
@@ -391,7 +448,7 @@ CO_EXTERN int co_rwmutex_runlock(co_rwmutex *rwm)
 
 	if (!rw)
 		return CO_EINVAL;
-	spin_lock(&rw->lk);
+	rwmutex_lk(rw);
 	if (rw->readers <= 0) {
 		spin_unlock(&rw->lk);
 		return CO_EPERM; /* Go: "sync: RUnlock of unlocked RWMutex" */
@@ -411,7 +468,7 @@ CO_EXTERN int co_rwmutex_lock(co_rwmutex *rwm)
 
 	if (!rw)
 		return CO_EINVAL;
-	spin_lock(&rw->lk);
+	rwmutex_lk(rw);
 	if (!rw->writer && rw->readers == 0) {
 		rw->writer = true;
 		spin_unlock(&rw->lk);
@@ -434,7 +491,7 @@ CO_EXTERN int co_rwmutex_unlock(co_rwmutex *rwm)
 
 	if (!rw)
 		return CO_EINVAL;
-	spin_lock(&rw->lk);
+	rwmutex_lk(rw);
 	if (!rw->writer) {
 		spin_unlock(&rw->lk);
 		return CO_EPERM; /* Go: "sync: Unlock of unlocked RWMutex" */
@@ -477,7 +534,7 @@ CO_EXTERN int co_cond_wait(co_cond *cv, co_mutex *m)
 	memset(&me, 0, sizeof(me));
 	if (!(me.task = sched_current()))
 		return CO_EPERM;
-	spin_lock(&c->lk);
+	cond_lk(c);
 	/* Queue first, then release the mutex: a signal sent after the
 	 * unlock finds us. */
 	waitq_push(&c->q, &me);
@@ -497,7 +554,7 @@ CO_EXTERN int co_cond_signal(co_cond *cv)
 
 	if (!c)
 		return CO_EINVAL;
-	spin_lock(&c->lk);
+	cond_lk(c);
 	w = waitq_pop(&c->q);
 	spin_unlock(&c->lk);
 	if (w)
@@ -512,7 +569,7 @@ CO_EXTERN int co_cond_broadcast(co_cond *cv)
 
 	if (!c)
 		return CO_EINVAL;
-	spin_lock(&c->lk);
+	cond_lk(c);
 	list = take_all_locked(&c->q);
 	spin_unlock(&c->lk);
 	wake_list(list);
@@ -546,7 +603,7 @@ CO_EXTERN int co_wg_add(co_wg *wgp, int64_t delta)
 	}
 	if (v > 0 || delta == 0)
 		return 0;
-	spin_lock(&wg->lk);
+	wg_lk(wg);
 	list = atomic_load(&wg->counter) == 0 ? take_all_locked(&wg->q) : NULL;
 	spin_unlock(&wg->lk);
 	wake_list(list);
@@ -570,7 +627,7 @@ CO_EXTERN int co_wg_wait(co_wg *wgp)
 	memset(&me, 0, sizeof(me));
 	if (!(me.task = sched_current()))
 		return CO_EPERM;
-	spin_lock(&wg->lk);
+	wg_lk(wg);
 	if (atomic_load(&wg->counter) == 0) {
 		spin_unlock(&wg->lk);
 		return 0;
@@ -592,7 +649,7 @@ CO_EXTERN int co_once_do(co_once *op, void (*fn)(void *), void *arg)
 		return CO_EINVAL;
 	if (atomic_load_explicit(&o->state, memory_order_acquire) == ONCE_DONE)
 		return 0;
-	spin_lock(&o->lk);
+	once_lk(o);
 	switch (atomic_load(&o->state)) {
 	case ONCE_DONE:
 		spin_unlock(&o->lk);
@@ -611,7 +668,7 @@ CO_EXTERN int co_once_do(co_once *op, void (*fn)(void *), void *arg)
 	atomic_store(&o->state, ONCE_RUNNING);
 	spin_unlock(&o->lk);
 	fn(arg);
-	spin_lock(&o->lk);
+	once_lk(o);
 	atomic_store_explicit(&o->state, ONCE_DONE, memory_order_release);
 	list = take_all_locked(&o->q);
 	spin_unlock(&o->lk);
