@@ -37,8 +37,6 @@
 #include "runtime/introspect.h"
 
 #define FRAMES_MAX 32
-#define TASK_WAITING_STATE 3 /* enum task_state: TASK_WAITING */
-#define TASK_SYSCALL_STATE 4 /* enum task_state: TASK_SYSCALL */
 
 /* ------------------------------------------------------------------------
  * Grouping identical stacks
@@ -424,7 +422,7 @@ static void print_header(FILE *f, const struct snapshot *s,
 			 const struct prof_task *t)
 {
 	fprintf(f, "goroutine %" PRIu64 " [%s", t->id, t->status);
-	if ((t->state == TASK_WAITING_STATE || t->state == TASK_SYSCALL_STATE) &&
+	if ((t->state == INTROSPECT_WAITING || t->state == INTROSPECT_SYSCALL) &&
 	    t->wait_since > 0 && s->mono_nanos > t->wait_since) {
 		int64_t minutes = (s->mono_nanos - t->wait_since) / 60000000000;
 		if (minutes >= 1)
@@ -535,13 +533,14 @@ static void json_task(FILE *f, const struct snapshot *s,
 	json_str(f, t->state >= 0 && t->state < 5 ? states[t->state] : "?");
 	fputs(",\"status\":", f);
 	json_str(f, t->status);
-	bool waiting = t->state == TASK_WAITING_STATE ||
-		       t->state == TASK_SYSCALL_STATE;
+	bool waiting = t->state == INTROSPECT_WAITING ||
+		       t->state == INTROSPECT_SYSCALL;
 	fprintf(f, ",\"waiting_ns\":%" PRId64 ",\"creator\":%" PRIu64,
 		waiting && t->wait_since > 0 && s->mono_nanos > t->wait_since
 			? s->mono_nanos - t->wait_since
 			: 0,
 		t->creator_id);
+	fprintf(f, ",\"longest_run_ns\":%" PRId64, t->longest_run_ns);
 	fputs(",\"labels\":{", f);
 	for (size_t i = 0; t->labels && i < t->labels->n; i++) {
 		fputs(i ? "," : "", f);

@@ -21,16 +21,6 @@
 #define PROF_MAX_FRAMES 64
 
 /* ------------------------------------------------------------------------
- * Stack walking (stackwalk.c): async-signal-safe.
- * ---------------------------------------------------------------------- */
-
-/* Follows the frame-pointer chain from the frame record at fp, storing
- * return addresses, bounded by [lo, hi).  Never reads outside it; stops
- * at a broken link.  Returns the number stored. */
-PROF_INTERNAL int stackwalk_fp(uintptr_t fp, uintptr_t lo, uintptr_t hi,
-			       uintptr_t *pcs, int max);
-
-/* ------------------------------------------------------------------------
  * Labels (labels.c): immutable, reference-counted, keys sorted.
  * ---------------------------------------------------------------------- */
 struct label_pair {
@@ -63,6 +53,7 @@ struct prof_task {
 	uint64_t creator_id;       /* 0 for task 1 */
 	uintptr_t creator_pc;      /* return address of the co_go call */
 	int64_t wait_since;        /* co_now() at park, 0 if unknown */
+	int64_t longest_run_ns;    /* longest stall reported, 0: none */
 	const char *status;        /* "chan receive", "running", ... (static) */
 	const char *name;          /* copy in the arena, or NULL */
 	struct labels *labels;     /* referenced until the snapshot is freed */

@@ -69,7 +69,7 @@ static void record_task(const struct task_info *ti, uintptr_t leaf_pc,
 
 	if (leaf_pc)
 		pcs[n++] = leaf_pc;
-	n += stackwalk_fp(fp, ti->stack_lo, ti->stack_hi, pcs + n,
+	n += introspect_walk_fp(fp, ti->stack_lo, ti->stack_hi, pcs + n,
 			  PROF_MAX_FRAMES - n);
 	if (ti->name) {
 		while (name_len < NAME_MAX_COPY - 1 && ti->name[name_len])
@@ -90,6 +90,7 @@ static void record_task(const struct task_info *ti, uintptr_t leaf_pc,
 	t->creator_id = ti->creator_id;
 	t->creator_pc = ti->creator_pc;
 	t->wait_since = ti->wait_since;
+	t->longest_run_ns = ti->longest_run_ns;
 	t->status = ti->status;
 	t->state = ti->state;
 	t->npcs = (uint16_t)n;

@@ -20,6 +20,7 @@
 #define STACK_MIN (16u << 10)
 #define STACK_MAX (1u << 30)
 #define STACK_DEFAULT (256u << 10)
+#define STALL_MS_MAX 3600000ull /* an hour */
 
 /* Parses a non-negative decimal integer with an optional k/K/m/M/g/G
  * suffix (binary units) when allow_units; false on any junk. */
@@ -67,6 +68,7 @@ int config_load(struct config *cfg)
 
 	cfg->procs = ncpu > 0 ? (int)(ncpu < PROCS_MAX ? ncpu : PROCS_MAX) : 1;
 	cfg->stack_size = STACK_DEFAULT;
+	cfg->stall_ns = 0;
 
 	if ((s = getenv("COPPER_PROCS")) != NULL) {
 		if (!parse_size(s, false, &v) || v < 1 || v > PROCS_MAX)
@@ -81,6 +83,13 @@ int config_load(struct config *cfg)
 				       "or g allowed)");
 		long page = sysconf(_SC_PAGESIZE);
 		cfg->stack_size = (size_t)((v + page - 1) & ~(unsigned long long)(page - 1));
+	}
+	if ((s = getenv("COPPER_STALL_MS")) != NULL) {
+		if (!parse_size(s, false, &v) || v > STALL_MS_MAX)
+			return bad_env("COPPER_STALL_MS", s,
+				       "want milliseconds from 0 (off) to "
+				       "3600000");
+		cfg->stall_ns = (int64_t)v * 1000000;
 	}
 	return 0;
 }

@@ -103,6 +103,81 @@ void introspect_set_lifecycle(int (*start)(void), void (*stop)(void))
 	runtime_hooks.stop = stop;
 }
 
+_Static_assert((int)INTROSPECT_DEAD == (int)TASK_DEAD &&
+		       (int)INTROSPECT_RUNNABLE == (int)TASK_RUNNABLE &&
+		       (int)INTROSPECT_RUNNING == (int)TASK_RUNNING &&
+		       (int)INTROSPECT_WAITING == (int)TASK_WAITING &&
+		       (int)INTROSPECT_SYSCALL == (int)TASK_SYSCALL,
+	       "introspect_state mirrors enum task_state");
+
+void (*stall_report_hook)(const struct stall_report *);
+
+void introspect_set_stall_report(void (*report)(const struct stall_report *))
+{
+	stall_report_hook = report;
+}
+
+/*
+ * Why the walk is bounded the way it is: code built without frame
+ * pointers breaks the chain, so links must move strictly upward, stay
+ * aligned and stay inside [lo, hi); a broken chain ends the walk early but
+ * never faults.  Rejected: libunwind/DWARF CFI (slow, not async-signal-
+ * safe in general); backtrace(3) (current stack only, locks on first use).
+ */
+int introspect_walk_fp(uintptr_t fp, uintptr_t lo, uintptr_t hi,
+		       uintptr_t *pcs, int max)
+{
+	int n = 0;
+
+	while (n < max && fp >= lo && fp <= hi - 2 * sizeof(uintptr_t) &&
+	       (fp & (sizeof(uintptr_t) - 1)) == 0) {
+		const uintptr_t *rec = (const uintptr_t *)fp;
+		uintptr_t next = rec[0];
+		uintptr_t ret = rec[1];
+
+		if (ret == 0)
+			break;
+		pcs[n++] = ret;
+		if (next <= fp)
+			break; /* the chain must grow toward the stack's top */
+		fp = next;
+	}
+	return n;
+}
+
+/* In the SIGURG handler of worker w, asked by the monitor (STALL_ASK):
+ * the task it runs, with its stack from the interrupted registers. */
+void stall_capture_here(struct worker *w, uintptr_t pc, uintptr_t fp,
+			uintptr_t sp)
+{
+	struct stall_capture *c = &w->stall;
+	struct task *t = w->current;
+	int ask = STALL_ASK;
+
+	if (!atomic_compare_exchange_strong(&c->req, &ask, STALL_BUSY))
+		return;
+	if (!t || t->id == 0 || !atomic_load(&t->on_cpu) ||
+	    sp < t->stack_lo || sp >= t->stack_hi) {
+		atomic_store(&c->req, STALL_NONE); /* in the scheduler */
+		return;
+	}
+	c->task = t;
+	c->id = t->id;
+	c->creator_id = t->creator_id;
+	c->creator_pc = t->creator_pc;
+	c->labels = t->labels;
+	if (c->labels && runtime_hooks.labels_ref)
+		runtime_hooks.labels_ref(c->labels);
+	size_t i = 0;
+	for (; t->name && t->name[i] && i < sizeof(c->name) - 1; i++)
+		c->name[i] = t->name[i];
+	c->name[i] = '\0';
+	c->pcs[0] = pc;
+	c->npcs = 1 + introspect_walk_fp(fp, t->stack_lo, t->stack_hi,
+					 c->pcs + 1, STALL_PCS_MAX - 1);
+	atomic_store(&c->req, STALL_DONE);
+}
+
 void introspect_set_fatal_dump(void (*dump)(int fd))
 {
 	fatal_dump_hook = dump;
@@ -163,6 +238,8 @@ static void info_fill(struct task_info *info, struct task *t,
 	info->stack_lo = t->stack_lo;
 	info->stack_hi = t->stack_hi;
 	info->worker = t->worker ? t->worker->id : -1;
+	info->longest_run_ns = atomic_load_explicit(&t->longest_run_ns,
+						    memory_order_relaxed);
 }
 
 /* Claims t for the current epoch: true if the caller must record it. */
@@ -266,9 +343,8 @@ static void snapshot_signal(int sig, siginfo_t *si, void *ucv)
 	(void)sig;
 	(void)si;
 
-	if (!w || !hook_enter())
+	if (!w)
 		goto out;
-	struct task *t = w->current;
 #if defined(__x86_64__)
 	uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
 	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
@@ -278,6 +354,12 @@ static void snapshot_signal(int sig, siginfo_t *si, void *ucv)
 	uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
 	uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
 #endif
+	if (atomic_load_explicit(&w->stall.req, memory_order_relaxed) ==
+	    STALL_ASK)
+		stall_capture_here(w, pc, fp, sp);
+	if (!hook_enter())
+		goto out;
+	struct task *t = w->current;
 	/* Only task code, not the scheduler or a half-done switch; id 0:
 	 * exiting, after its own check for a snapshot. */
 	if (t && t->id != 0 && atomic_load(&t->on_cpu) && sp >= t->stack_lo &&

@@ -28,6 +28,16 @@
 
 struct runtime_hooks;
 
+/* The values of task_info.state: enum task_state (runtime.h), which
+ * introspect.c checks against these. */
+enum introspect_state {
+	INTROSPECT_DEAD = 0,
+	INTROSPECT_RUNNABLE,
+	INTROSPECT_RUNNING,
+	INTROSPECT_WAITING,
+	INTROSPECT_SYSCALL,
+};
+
 struct task_info {
 	const void *handle;      /* the task record; identity within a walk */
 	uint64_t id;             /* task id */
@@ -42,6 +52,7 @@ struct task_info {
 	uintptr_t stack_lo;      /* stack bounds for the walk */
 	uintptr_t stack_hi;
 	int worker;              /* worker it runs or last ran on */
+	int64_t longest_run_ns;  /* longest stall reported (COPPER_STALL_MS) */
 };
 
 /*
@@ -92,6 +103,40 @@ void introspect_set_lifecycle(int (*start)(void), void (*stop)(void))
 /* Installs the profiler's fatal dumper (deadlock, co_fatal). */
 void introspect_set_fatal_dump(void (*dump)(int fd))
 	__attribute__((visibility("hidden")));
+/*
+ * Stall reports (COPPER_STALL_MS).  The monitor thread calls the printer
+ * when a task has held its worker that long without a switch (ended
+ * false; pcs is its stack then, pcs[0] the interrupted pc and the rest
+ * return addresses), and once more when it switched at last (ended true,
+ * ran_ns the total, no pcs).  Times are as the monitor saw them, to its
+ * look period.  Called on the monitor thread, never in a signal handler;
+ * labels is referenced for the duration of the call.
+ */
+struct stall_report {
+	uint64_t id;
+	const char *name;        /* NULL if unnamed */
+	void *labels;            /* the profiler's label set, or NULL */
+	int worker;
+	uint64_t creator_id;     /* who started it, and where */
+	uintptr_t creator_pc;
+	int64_t ran_ns;
+	bool ended;
+	const uintptr_t *pcs;
+	int npcs;
+};
+
+void introspect_set_stall_report(void (*report)(const struct stall_report *))
+	__attribute__((visibility("hidden")));
+
+/*
+ * Frame-pointer walk from the frame record at fp ([saved fp][return
+ * address]), every read bounded by [lo, hi): a broken chain ends the walk,
+ * never faults.  Async-signal-safe.  Returns the addresses stored.
+ */
+int introspect_walk_fp(uintptr_t fp, uintptr_t lo, uintptr_t hi,
+		       uintptr_t *pcs, int max)
+	__attribute__((visibility("hidden")));
+
 /* Current task id and whether the runtime is running. */
 bool introspect_running(void) __attribute__((visibility("hidden")));
 

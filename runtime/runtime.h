@@ -168,6 +168,8 @@ struct task {
 	const char *name;          /* NULL, name_buf, or heap copy */
 	struct worker *worker;     /* worker running it (RUNNING), last worker else */
 	void *wait_obj;            /* object parked on (chan, lock): for dumps */
+	_Atomic int64_t longest_run_ns; /* the longest run without a switch
+				       the monitor reported (0: none) */
 	uintptr_t stack_lo;        /* lowest usable byte of the stack */
 	uintptr_t stack_hi;        /* one past the highest: the record's address */
 	void *asan_fake_stack;     /* AddressSanitizer fake-stack handle */
@@ -214,6 +216,7 @@ CO_INTERNAL void spin_unlock_cb(void *l);
 struct config {
 	int procs;              /* COPPER_PROCS, default: CPUs */
 	size_t stack_size;      /* COPPER_STACK_SIZE, usable bytes per task */
+	int64_t stall_ns;       /* COPPER_STALL_MS in ns, 0: no stall reports */
 };
 
 /* Reads COPPER_* into cfg; prints a message naming the variable and
@@ -284,6 +287,23 @@ struct timer_heap {
 	_Atomic int64_t next;   /* items[0]->when, or INT64_MAX: read lock-free */
 };
 
+/* A stall report's look at the task a worker runs: taken by the worker
+ * itself in its SIGURG handler (introspect.c) when the monitor asks. */
+#define STALL_PCS_MAX 64
+enum { STALL_NONE = 0, STALL_ASK, STALL_BUSY, STALL_DONE };
+
+struct stall_capture {
+	_Atomic int req;            /* STALL_*: monitor asks, handler answers */
+	struct task *task;          /* the running task, and its id then */
+	uint64_t id;
+	uint64_t creator_id;        /* its creator and the co_go call */
+	uintptr_t creator_pc;
+	void *labels;               /* referenced by the handler */
+	char name[64];              /* "" when unnamed */
+	int npcs;                   /* pcs[0] the interrupted pc, then */
+	uintptr_t pcs[STALL_PCS_MAX]; /* return addresses */
+};
+
 struct worker {
 	/* Read by other workers (stealing, waking). */
 	_Alignas(CACHELINE) struct runq runq;     /* local run queue */
@@ -299,6 +319,8 @@ struct worker {
 	uint64_t mon_sw;                          /* the monitor's last look: */
 	int64_t mon_since;                        /* nswitch, and since when */
 	bool mon_stuck;                           /* one task ran that long */
+	bool stall_reported;                      /* COPPER_STALL_MS said so */
+	struct stall_capture stall;               /* ... about this task */
 	bool finished;                            /* its thread left the
 						     runtime (S.run_lock) */
 	bool abandoned;                           /* co_run returned without
@@ -541,6 +563,13 @@ struct runtime_hooks {
 };
 
 CO_INTERNAL extern struct runtime_hooks runtime_hooks;
+
+/* The profiler's printer of stall reports (introspect.h), or NULL. */
+struct stall_report;
+CO_INTERNAL extern void (*stall_report_hook)(const struct stall_report *);
+/* Fills w->stall from the SIGURG handler's context (introspect.c). */
+CO_INTERNAL void stall_capture_here(struct worker *w, uintptr_t pc,
+				    uintptr_t fp, uintptr_t sp);
 
 /* ------------------------------------------------------------------------
  * Snapshot epochs (introspect.c): the goroutine profile's consistent

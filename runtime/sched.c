@@ -96,6 +96,7 @@
 #include <unistd.h>
 
 #include "copper.h"
+#include "introspect.h"
 #include "runtime.h"
 #include "sanitizer.h"
 
@@ -105,6 +106,8 @@
 #define RUNNEXT_STEAL_NS 40000 /* before a thief takes a runnext task */
 #define ID_BATCH 16           /* task ids a worker reserves at once (Go: 16) */
 #define MONITOR_EXTRA_MAX 256  /* workers the monitor may add */
+#define CO_RUN_RECLAIM_NS 1000000000 /* the next co_run waits this long
+					 for threads the last abandoned */
 #define CO_RUN_GRACE_NS 50000000 /* co_run waits this long for workers
 				    still inside a task, then leaves them */
 #define SPAWN_RUN_CHILD_AT (RUNQ_SIZE / 2) /* co_go runs the child at once
@@ -950,6 +953,7 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 		runtime_hooks.labels_ref(t->labels);
 	t->wait_since = 0;
 	t->wait_obj = NULL;
+	atomic_store_explicit(&t->longest_run_ns, 0, memory_order_relaxed);
 	t->worker = w;
 	t->name = NULL;
 	if (name)
@@ -1771,8 +1775,7 @@ static void worker_exited(struct worker *w)
 	w->finished = true;
 	if (w->abandoned)
 		S.nabandoned--;
-	else
-		pthread_cond_broadcast(&S.run_cond);
+	pthread_cond_broadcast(&S.run_cond);
 	pthread_mutex_unlock(&S.run_lock);
 }
 
@@ -1953,6 +1956,75 @@ static void monitor_add_worker(void)
 	}
 }
 
+/*
+ * Stall reports (COPPER_STALL_MS).  A worker that has run one task that
+ * long is asked (SIGURG, the snapshot signal) to describe it: the task's
+ * id, name, labels and stack from the interrupted registers, written by
+ * the worker itself into w->stall.  The profiler's printer symbolizes it
+ * here, on the monitor thread; when the task switches at last, one more
+ * line gives the total, and the task keeps the longest such run for the
+ * JSON dump.
+ */
+#define STALL_ANSWER_NS 20000000 /* how long the monitor waits for it */
+
+static void stall_begin(struct worker *w, int64_t now)
+{
+	struct stall_capture *c = &w->stall;
+	int64_t give_up = co_now() + STALL_ANSWER_NS;
+	int req;
+
+	atomic_store(&c->req, STALL_ASK);
+	if (!atomic_load(&w->thread_live) || pthread_kill(w->thread, SIGURG))
+		atomic_store(&c->req, STALL_NONE);
+	while ((req = atomic_load(&c->req)) == STALL_ASK ||
+	       req == STALL_BUSY) {
+		int ask = STALL_ASK;
+		if (co_now() >= give_up &&
+		    atomic_compare_exchange_strong(&c->req, &ask, STALL_NONE))
+			return; /* no answer: ask again at the next look */
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
+	if (req != STALL_DONE)
+		return; /* it was between tasks: look again */
+	w->stall_reported = true;
+	struct stall_report r = {
+		.id = c->id, .name = c->name[0] ? c->name : NULL,
+		.labels = c->labels, .worker = w->id,
+		.creator_id = c->creator_id, .creator_pc = c->creator_pc,
+		.ran_ns = now - w->mon_since, .ended = false,
+		.pcs = c->pcs, .npcs = c->npcs,
+	};
+	if (stall_report_hook)
+		stall_report_hook(&r);
+}
+
+static void stall_end(struct worker *w, int64_t now)
+{
+	struct stall_capture *c = &w->stall;
+	int64_t ran = now - w->mon_since;
+	struct stall_report r = {
+		.id = c->id, .name = c->name[0] ? c->name : NULL,
+		.labels = c->labels, .worker = w->id, .ran_ns = ran,
+		.ended = true,
+	};
+
+	w->stall_reported = false;
+	atomic_store(&c->req, STALL_NONE);
+	if (stall_report_hook)
+		stall_report_hook(&r);
+	/* The record stays mapped while the run lasts; if the task has gone
+	 * its slot holds another id (or 0), and the note is dropped. */
+	if (c->task->id == c->id &&
+	    ran > atomic_load_explicit(&c->task->longest_run_ns,
+				       memory_order_relaxed))
+		atomic_store_explicit(&c->task->longest_run_ns, ran,
+				      memory_order_relaxed);
+	if (c->labels && runtime_hooks.labels_unref)
+		runtime_hooks.labels_unref(c->labels);
+	c->labels = NULL;
+}
+
 /* One look at every worker; returns whether all were idle. */
 static bool monitor_look(int64_t now)
 {
@@ -1964,12 +2036,17 @@ static bool monitor_look(int64_t now)
 						   memory_order_relaxed);
 		bool is_idle = atomic_load(&w->idle) || !w->has_thread;
 		if (is_idle || sw != w->mon_sw || w->mon_since == 0) {
+			if (w->stall_reported)
+				stall_end(w, now);
 			w->mon_sw = sw;
 			w->mon_since = now;
 			w->mon_stuck = false;
 			idle += is_idle;
 			continue;
 		}
+		if (S.cfg.stall_ns && now - w->mon_since >= S.cfg.stall_ns &&
+		    !w->stall_reported)
+			stall_begin(w, now);
 		if (now - w->mon_since >= MONITOR_STUCK_NS) {
 			w->mon_stuck = true;
 			stuck++;
@@ -1992,8 +2069,12 @@ static void *monitor_run(void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	pthread_mutex_lock(&S.run_lock);
+	int64_t period = MONITOR_PERIOD_NS;
+	if (S.cfg.stall_ns && S.cfg.stall_ns / 2 < period)
+		period = S.cfg.stall_ns / 2 > 1000000 ? S.cfg.stall_ns / 2
+						      : 1000000;
 	while (!atomic_load(&S.stopping)) {
-		struct timespec until = run_deadline(MONITOR_PERIOD_NS);
+		struct timespec until = run_deadline(period);
 		pthread_cond_timedwait(&S.run_cond, &S.run_lock, &until);
 		if (atomic_load(&S.stopping))
 			break;
@@ -2106,11 +2187,19 @@ static int workers_finish(void)
 /*
  * A run that abandoned threads keeps its memory (workers, stacks, the
  * records its tasks point into) until the last of them is gone: the next
- * co_run frees it then, or returns CO_EBUSY while one still runs.
+ * co_run frees it then.  It waits up to CO_RUN_RECLAIM_NS for them (a
+ * thread that was only slow to wind down, under a sanitizer, say), then
+ * returns CO_EBUSY while one still runs.
  */
 static int reclaim_abandoned_run(void)
 {
+	struct timespec until = run_deadline(CO_RUN_RECLAIM_NS);
+
 	pthread_mutex_lock(&S.run_lock);
+	while (S.nabandoned > 0 &&
+	       pthread_cond_timedwait(&S.run_cond, &S.run_lock, &until) !=
+		       ETIMEDOUT)
+		;
 	int left = S.nabandoned;
 	pthread_mutex_unlock(&S.run_lock);
 	if (left > 0)

@@ -41,6 +41,11 @@
  *           came back.
  * select    prints "seq=<64 digits>", the indices chosen by 64 co_selects
  *           over two always-ready cases (two buffered channels kept full).
+ * stall     run with COPPER_STALL_MS=50: a task named "cruncher" with the
+ *           label job=crunch computes in stall_crunch() for 300 ms without
+ *           a switch; then task 1 writes co_dump_json to stdout, where
+ *           that task's "longest_run_ns" must be at least 50 ms.  The
+ *           test reads the stall report on stderr.
  *
  * Exit status: 0 when every check held, 1 for a failed check (each one
  * printed on stderr as "FAIL: ..."), 2 from the runtime's fatal error, 3
@@ -614,11 +619,60 @@ static int mode_select(void)
 	return atomic_load(&failures) ? 1 : 0;
 }
 
+static _Atomic int crunch_stop, crunch_exit;
+static _Atomic uint64_t crunch_id;
+
+__attribute__((noinline)) static void stall_crunch(void)
+{
+	volatile unsigned long x = 0;
+
+	while (!atomic_load(&crunch_stop))
+		x++;
+}
+
+static void task_cruncher(void *arg)
+{
+	(void)arg;
+	atomic_store(&crunch_id, co_self());
+	co_labels_set("job", "crunch", NULL);
+	stall_crunch();
+	co_yield(); /* a switch, and the task lives on for the dump */
+	while (!atomic_load(&crunch_exit))
+		co_sleep(MS);
+}
+
+static void task_main_stall(void *arg)
+{
+	(void)arg;
+	if (!co_go_named("cruncher", task_cruncher, NULL))
+		fail("co_go failed");
+	co_sleep(300 * MS);
+	atomic_store(&crunch_stop, 1);
+	co_sleep(50 * MS); /* the monitor sees the switch */
+	say("cruncher=%llu", (unsigned long long)atomic_load(&crunch_id));
+	fflush(stdout);
+	if (co_dump_json(STDOUT_FILENO) != 0)
+		fail("co_dump_json failed");
+	say("end-of-dump");
+	atomic_store(&crunch_exit, 1);
+}
+
+static int mode_stall(void)
+{
+	watch("the stall scenario did not finish", 10 * SEC);
+	int rc = co_run(task_main_stall, NULL);
+	unwatch();
+	if (rc != 0)
+		fail("co_run returned %d (%s)", rc, co_errname(rc));
+	return atomic_load(&failures) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
 		fprintf(stderr,
-			"usage: %s abandon | objects | bigframe | select\n",
+			"usage: %s abandon | objects | bigframe | select | "
+			"stall\n",
 			argv[0]);
 		return 64;
 	}
@@ -631,6 +685,8 @@ int main(int argc, char **argv)
 		return mode_bigframe();
 	if (strcmp(argv[1], "select") == 0)
 		return mode_select();
+	if (strcmp(argv[1], "stall") == 0)
+		return mode_stall();
 	fprintf(stderr, "%s: unknown mode %s\n", argv[0], argv[1]);
 	return 64;
 }

@@ -163,6 +163,37 @@ static void test_config_stack_invalid_refused(void **state)
 		check_refused("COPPER_STACK_SIZE", bad[i]);
 }
 
+static void test_config_stall_ms_invalid_refused(void **state)
+{
+	static const char *const bad[] = {
+		"abc", "-1", "50ms", "3600001", " 5", "1.5", "0x10",
+		"18446744073709551617",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		check_refused("COPPER_STALL_MS", bad[i]);
+}
+
+static void test_config_stall_ms_valid_starts(void **state)
+{
+	static const char *const good[] = {"0", "1", "50", "3600000"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		tu_setenv("COPPER_STALL_MS", good[i]);
+		atomic_store(&main_ran, 0);
+		tu_reset();
+		int rc = co_run(task_main_nprocs, NULL);
+		tu_setenv("COPPER_STALL_MS", NULL);
+		if (rc != 0)
+			fail_msg("COPPER_STALL_MS=%s: co_run returned %d",
+				 good[i], rc);
+		tu_assert_no_failures();
+		assert_int_equal(atomic_load(&main_ran), 1);
+	}
+}
+
 /* ------------------------------------------------------------------------
  * 3. COPPER_STACK_SIZE valid
  * ---------------------------------------------------------------------- */
@@ -298,6 +329,8 @@ int main(void)
 		T(test_config_stack_size_in_overflow_message),
 		/* 4. COPPER_STACK_SIZE invalid */
 		T(test_config_stack_invalid_refused),
+		T(test_config_stall_ms_invalid_refused),
+		T(test_config_stall_ms_valid_starts),
 		/* 5. After a refusal */
 		T(test_config_refusal_leaves_runtime_usable),
 	};

@@ -48,6 +48,9 @@
  *   8. Kernel-stuck  both workers blocked in write(2) on a full pipe for
  *                    1.5 s: a task ticking every 10 ms keeps ticking
  *                    (the monitor adds a worker).
+ *   9. Stalls        COPPER_STALL_MS=50 and a task computing for 300 ms:
+ *                    the report on stderr names it, with its labels and
+ *                    symbolized stack, and the JSON dump its longest run.
  *
  * How waits end.  Every wait has a deadline kept by something that
  * cannot be stranded: in this process a plain pthread (the watchdog),
@@ -1064,10 +1067,18 @@ static void *kstuck_drain(void *arg)
 {
 	char buf[65536];
 	struct timespec hold = {KSTUCK_HOLD / TU_SEC, KSTUCK_HOLD % TU_SEC};
+	struct pollfd pfd = {.fd = kstuck_pipe[0], .events = POLLIN};
+	int64_t end;
+
 	(void)arg;
 	nanosleep(&hold, NULL);
-	while (atomic_load(&kstuck_written) < 2)
-		if (read(kstuck_pipe[0], buf, sizeof(buf)) <= 0)
+	/* Non-blocking reads with a deadline: the last writer may count
+	 * itself done just after the pipe ran empty. */
+	end = co_now() + 30 * TU_SEC;
+	while (atomic_load(&kstuck_written) < 2 && co_now() < end)
+		if (poll(&pfd, 1, 10) > 0 &&
+		    read(kstuck_pipe[0], buf, sizeof(buf)) < 0 &&
+		    errno != EAGAIN && errno != EINTR)
 			break;
 	return NULL;
 }
@@ -1105,6 +1116,7 @@ static void test_liveness_kernel_stuck_workers(void **state)
 	(void)state;
 	tu_setenv("COPPER_PROCS", "2");
 	assert_int_equal(pipe(kstuck_pipe), 0);
+	assert_int_equal(fcntl(kstuck_pipe[0], F_SETFL, O_NONBLOCK), 0);
 	atomic_store(&kstuck_writing, 0);
 	atomic_store(&kstuck_written, 0);
 	atomic_store(&kstuck_ticks, 0);
@@ -1114,6 +1126,64 @@ static void test_liveness_kernel_stuck_workers(void **state)
 	pthread_join(drain, NULL);
 	close(kstuck_pipe[0]);
 	close(kstuck_pipe[1]);
+}
+
+/* ------------------------------------------------------------------------
+ * 9. Stall reports (COPPER_STALL_MS)
+ * ---------------------------------------------------------------------- */
+
+#define STALL_TIMEOUT_S 30
+
+static void want_in(const char *text, const char *what, const char *where)
+{
+	if (!strstr(text, what))
+		helper_fail(&proc, "the stall report lacks %s in %s", what,
+			    where);
+}
+
+/*
+ * COPPER_STALL_MS=50, a task computing 300 ms without a switch: stderr has
+ * the report while it runs (its id, name, labels, the function it
+ * computes in with file:line, its creator) and the total when it
+ * switched; the JSON dump carries its longest run.
+ */
+static void test_liveness_stall_report(void **state)
+{
+	static const char *const env[] = {"COPPER_STALL_MS=50", NULL};
+	char id[32] = "", key[64], head[128];
+
+	(void)state;
+	bool killed = run_helper_env("stall", 2, env, STALL_TIMEOUT_S, &proc);
+	if (killed || !WIFEXITED(proc.status) || WEXITSTATUS(proc.status) != 0)
+		helper_fail(&proc, "the stall helper ended with %s (want exit 0)",
+			    status_text(proc.status, killed, STALL_TIMEOUT_S));
+	if (!find_value(proc.out, "cruncher", id, sizeof(id)))
+		helper_fail(&proc, "the helper did not print the task's id");
+	snprintf(head, sizeof(head), "copper: stall: goroutine %s has run for ",
+		 id);
+	want_in(proc.err, head, "stderr");
+	want_in(proc.err, "without a switch:", "stderr");
+	snprintf(head, sizeof(head), "goroutine %s [running labels:{", id);
+	want_in(proc.err, head, "stderr");
+	want_in(proc.err, "\"copper.name\": \"cruncher\"", "stderr");
+	want_in(proc.err, "\"job\": \"crunch\"", "stderr");
+	want_in(proc.err, "stall_crunch(...)\n\t", "stderr");
+	want_in(proc.err, "liveness_helper.c:", "stderr");
+	want_in(proc.err, "created by task_main_stall in goroutine 1", "stderr");
+	snprintf(head, sizeof(head), "copper: stall: goroutine %s ran for about ",
+		 id);
+	want_in(proc.err, head, "stderr");
+
+	/* {"id":<id>,...,"longest_run_ns":<ns>,...} in the JSON dump. */
+	snprintf(key, sizeof(key), "{\"id\":%s,", id);
+	const char *rec = strstr(proc.out, key);
+	const char *lr = rec ? strstr(rec, "\"longest_run_ns\":") : NULL;
+	if (!lr)
+		helper_fail(&proc, "the JSON dump has no longest_run_ns for "
+				   "task %s", id);
+	long long ns = atoll(lr + strlen("\"longest_run_ns\":"));
+	printf("# stall: task %s, longest run %lld ms\n", id, ns / 1000000);
+	assert_true(ns >= 50 * TU_MS);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_env, teardown_env)
@@ -1143,6 +1213,8 @@ int main(void)
 		T(test_liveness_teardown_many_parked),
 		/* 8. Every worker in the kernel */
 		T(test_liveness_kernel_stuck_workers),
+		/* 9. Stall reports */
+		T(test_liveness_stall_report),
 	};
 	return cmocka_run_group_tests_name("runtime.liveness", tests, NULL,
 					   NULL);
