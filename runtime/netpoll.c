@@ -397,11 +397,8 @@ static void uv_call_submit(void *arg)
 {
 	struct uv_call *c = arg;
 	struct worker *w = sched_worker();
-	sigset_t old;
-	bool masked = sched_pool_mask_begin(&old); /* it may start the pool */
-	int err = c->submit(&w->loop, c->arg);
-
-	sched_pool_mask_end(masked, &old, err);
+	int err = c->submit(&w->loop, c->arg); /* may start libuv's pool,
+						  with this worker's mask */
 
 	if (err < 0) {
 		c->err = err;

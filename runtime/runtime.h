@@ -377,13 +377,6 @@ struct worker {
 						     keep their lines) */
 };
 
-/* Around a libuv request that may start libuv's thread pool: gives the
- * calling thread the workers' signal mask until the pool exists, so that
- * its threads inherit it.  begin returns whether it changed the mask. */
-CO_INTERNAL bool sched_pool_mask_begin(sigset_t *old);
-CO_INTERNAL void sched_pool_mask_end(bool masked, const sigset_t *old,
-				     int err);
-
 CO_INTERNAL struct worker *sched_worker(void);
 CO_INTERNAL struct task *sched_current(void);
 /* Parks the running task with the reason; after the switch, the next

@@ -115,7 +115,7 @@
 
 static struct {
 	struct config cfg;
-	struct worker *workers;       /* nprocs, cache-line aligned */
+	struct worker *workers;       /* room for nmax, cache-line aligned */
 	int nprocs;                   /* COPPER_PROCS: workers running tasks */
 	int nmax;                     /* workers that may ever be set up */
 	_Atomic int nworkers;         /* workers set up (nworkers()) */
@@ -137,7 +137,7 @@ static struct {
 	_Atomic int nidle;            /* length of idle_list */
 	_Atomic int nspinning;        /* workers spinning for work */
 	_Atomic int64_t poll_until;   /* deadline idle workers are armed for */
-	uint64_t *watch_sw;           /* nprocs rows of nprocs: the watch's
+	uint64_t *watch_sw;           /* nmax rows of nmax: the watch's
 					 switch counts (idle_block) */
 
 	pthread_t monitor;            /* the monitor thread (monitor_run) */
@@ -1187,13 +1187,9 @@ static void blocking_submit(void *arg)
 	struct blocking_req *b = arg;
 	struct worker *w = sched_worker();
 
-	sigset_t old;
-	bool masked = sched_pool_mask_begin(&old);
-
 	b->worker = w;
 	b->req.data = b;
 	b->err = uv_queue_work(&w->loop, &b->req, blocking_work, blocking_done);
-	sched_pool_mask_end(masked, &old, b->err);
 	if (b->err == 0)
 		atomic_fetch_add(&w->uv_pending, 1);
 	else
@@ -1689,41 +1685,20 @@ static void worker_blocked_signals(sigset_t *set)
 
 /*
  * libuv starts its thread pool inside the first request that needs one,
- * and the pool's threads inherit the signal mask of the thread making it.
- * That may be worker 0, the program's own thread, which blocks only what
- * Copper needs: so the first request is made with the workers' mask, and
- * no pool thread ever takes a process-directed signal (a dump signal
- * chosen later, the program's SIGINT) that no worker would take either.
+ * and the pool's threads inherit the signal mask of the thread making it:
+ * always a worker (co_blocking and name lookups submit from a worker's
+ * loop), so no pool thread takes a process-directed signal that no worker
+ * would take either.
  */
-static _Atomic bool pool_started;
-
-bool sched_pool_mask_begin(sigset_t *old)
-{
-	sigset_t set;
-
-	if (likely(atomic_load_explicit(&pool_started, memory_order_acquire)))
-		return false;
-	worker_blocked_signals(&set);
-	pthread_sigmask(SIG_BLOCK, &set, old);
-	return true;
-}
-
-void sched_pool_mask_end(bool masked, const sigset_t *old, int err)
-{
-	if (!masked)
-		return;
-	pthread_sigmask(SIG_SETMASK, old, NULL);
-	if (err == 0)
-		atomic_store_explicit(&pool_started, true, memory_order_release);
-}
-
 static void *worker_thread(void *arg)
 {
 	struct worker *w = arg;
 	sigset_t all;
 
+	/* Exactly the workers' mask, whatever the creating thread blocked
+	 * (the monitor blocks everything, SIGSEGV and SIGURG included). */
 	worker_blocked_signals(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
 	worker_bind_thread(w);
 	fatal_thread_init();
 	sched_loop(w);
