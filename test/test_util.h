@@ -39,10 +39,12 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <copper.h>
@@ -276,12 +278,16 @@ static inline void tu_drain(int fd, char *buf, size_t *len, size_t cap,
 /*
  * Runs argv[0] with argv, this process's environment changed by env
  * ("NAME=value" sets, "NAME" alone unsets; NULL-terminated, may be NULL),
- * and fills p.  Asserts that the program could be started.
+ * and fills p.  Asserts that the program could be started.  A program
+ * still running after timeout_ms (< 0: no limit) is killed with SIGKILL;
+ * returns true if it had to be.
  */
-static inline void tu_proc_run(char *const argv[], const char *const env[],
-			       struct tu_proc *p)
+static inline bool tu_proc_run_timeout(char *const argv[],
+				       const char *const env[],
+				       struct tu_proc *p, int timeout_ms)
 {
 	int out[2], err[2];
+	bool killed = false;
 
 	memset(p, 0, sizeof(*p));
 	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
@@ -313,15 +319,33 @@ static inline void tu_proc_run(char *const argv[], const char *const env[],
 	close(err[1]);
 	size_t nout = 0, nerr = 0;
 	bool out_open = true, err_open = true;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t end = ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout_ms;
 	while (out_open || err_open) {
 		struct pollfd fds[2] = {
 			{.fd = out_open ? out[0] : -1, .events = POLLIN},
 			{.fd = err_open ? err[0] : -1, .events = POLLIN},
 		};
-		if (poll(fds, 2, -1) < 0) {
+		int wait_ms = -1;
+		if (timeout_ms >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			int64_t left = end - (ts.tv_sec * 1000 +
+					      ts.tv_nsec / 1000000);
+			if (left <= 0 && !killed) {
+				kill(pid, SIGKILL);
+				killed = true;
+			}
+			/* Once killed, the pipes close at once. */
+			wait_ms = killed ? 1000 : (int)left;
+		}
+		int n = poll(fds, 2, wait_ms);
+		if (n < 0) {
 			assert_int_equal(errno, EINTR);
 			continue;
 		}
+		if (n == 0 && killed)
+			break; /* something else holds the pipes open */
 		if (fds[0].revents)
 			tu_drain(out[0], p->out, &nout, sizeof(p->out),
 				 &out_open);
@@ -333,6 +357,13 @@ static inline void tu_proc_run(char *const argv[], const char *const env[],
 	close(err[0]);
 	while (waitpid(pid, &p->status, 0) < 0)
 		assert_int_equal(errno, EINTR);
+	return killed;
+}
+
+static inline void tu_proc_run(char *const argv[], const char *const env[],
+			       struct tu_proc *p)
+{
+	(void)tu_proc_run_timeout(argv, env, p, -1);
 }
 
 /* The path of a helper program that test/meson.build passes in the

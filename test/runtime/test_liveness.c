@@ -190,77 +190,6 @@ static void run_watched(void (*main_fn)(void *), void *arg)
 
 static struct tu_proc proc, proc2;
 
-/* tu_proc_run with a deadline: a helper still running after timeout_ms
- * is killed (SIGKILL).  Returns true if it had to be. */
-static bool proc_run_timeout(char *const argv[], const char *const env[],
-			     struct tu_proc *p, int timeout_ms)
-{
-	int out[2], err[2];
-	bool killed = false;
-
-	memset(p, 0, sizeof(*p));
-	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(out[1], STDOUT_FILENO);
-		dup2(err[1], STDERR_FILENO);
-		for (size_t i = 0; env && env[i]; i++) {
-			const char *eq = strchr(env[i], '=');
-			if (eq) {
-				char name[128];
-				size_t n = (size_t)(eq - env[i]);
-				if (n >= sizeof(name))
-					_exit(126);
-				memcpy(name, env[i], n);
-				name[n] = '\0';
-				setenv(name, eq + 1, 1);
-			} else {
-				unsetenv(env[i]);
-			}
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(out[1]);
-	close(err[1]);
-	size_t nout = 0, nerr = 0;
-	bool out_open = true, err_open = true;
-	int64_t end = co_now() + (int64_t)timeout_ms * TU_MS;
-	while (out_open || err_open) {
-		struct pollfd fds[2] = {
-			{.fd = out_open ? out[0] : -1, .events = POLLIN},
-			{.fd = err_open ? err[0] : -1, .events = POLLIN},
-		};
-		int64_t left = end - co_now();
-		if (left <= 0 && !killed) {
-			kill(pid, SIGKILL);
-			killed = true;
-		}
-		/* Once killed, the pipes close at once. */
-		int wait_ms = killed ? 1000 : (int)((left + TU_MS - 1) / TU_MS);
-		int n = poll(fds, 2, wait_ms);
-		if (n < 0) {
-			assert_int_equal(errno, EINTR);
-			continue;
-		}
-		if (n == 0 && killed)
-			break; /* something else holds the pipes open */
-		if (fds[0].revents)
-			tu_drain(out[0], p->out, &nout, sizeof(p->out),
-				 &out_open);
-		if (fds[1].revents)
-			tu_drain(err[0], p->err, &nerr, sizeof(p->err),
-				 &err_open);
-	}
-	close(out[0]);
-	close(err[0]);
-	while (waitpid(pid, &p->status, 0) < 0)
-		assert_int_equal(errno, EINTR);
-	return killed;
-}
 
 /* Runs the liveness helper in mode with COPPER_PROCS=procs (0: unset)
  * and the environment changes in extra (as tu_proc_run's env; may be
@@ -284,7 +213,7 @@ static bool run_helper_env(const char *mode, int procs,
 		env[n++] = extra[i];
 	}
 	env[n] = NULL;
-	return proc_run_timeout(argv, env, p, timeout_s * 1000);
+	return tu_proc_run_timeout(argv, env, p, timeout_s * 1000);
 }
 
 static bool run_helper(const char *mode, int procs, int timeout_s,
