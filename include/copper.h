@@ -37,6 +37,23 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------
+ * Time: int64_t nanoseconds, as Go's time.Duration (co_sleep(2 * CO_SECOND))
+ * ---------------------------------------------------------------------- */
+#define CO_NANOSECOND ((int64_t)1)
+#define CO_MICROSECOND ((int64_t)1000)
+#define CO_MILLISECOND ((int64_t)1000000)
+#define CO_SECOND ((int64_t)1000000000)
+#define CO_MINUTE ((int64_t)60 * CO_SECOND)
+#define CO_HOUR ((int64_t)60 * CO_MINUTE)
+
+/* The sync types' alignment, in C11 and in C++11 alike. */
+#ifdef __cplusplus
+#define CO_ALIGNAS(n) alignas(n)
+#else
+#define CO_ALIGNAS(n) _Alignas(n)
+#endif
+
+/* ------------------------------------------------------------------------
  * Errors
  * ---------------------------------------------------------------------- */
 
@@ -106,8 +123,13 @@ CO_EXTERN uint64_t co_go(void (*fn)(void *arg), void *arg);
 CO_EXTERN uint64_t co_go_named(const char *name, void (*fn)(void *arg),
 			       void *arg);
 
-/* Lets other runnable tasks run; the caller stays runnable. */
+/* Lets other runnable tasks run; the caller stays runnable.  co_yield is
+ * a keyword in C++20: there the same function is named co_yield_now. */
+#if defined(__cplusplus) && __cplusplus >= 202002L
+CO_EXTERN void co_yield_now(void) __asm__("co_yield");
+#else
 CO_EXTERN void co_yield(void);
+#endif
 /* The current task's id; 0 when not called from a task. */
 CO_EXTERN uint64_t co_self(void);
 /* Live tasks (runnable, running, parked), like runtime.NumGoroutine. */
@@ -176,19 +198,19 @@ CO_EXTERN int co_select(co_case *cases, size_t n, int64_t timeout_ns);
  * ---------------------------------------------------------------------- */
 
 typedef struct co_mutex {
-	_Alignas(8) unsigned char private_[32];
+	CO_ALIGNAS(8) unsigned char private_[32];
 } co_mutex;
 typedef struct co_rwmutex {
-	_Alignas(8) unsigned char private_[64];
+	CO_ALIGNAS(8) unsigned char private_[64];
 } co_rwmutex;
 typedef struct co_cond {
-	_Alignas(8) unsigned char private_[32];
+	CO_ALIGNAS(8) unsigned char private_[32];
 } co_cond;
 typedef struct co_wg {
-	_Alignas(8) unsigned char private_[32];
+	CO_ALIGNAS(8) unsigned char private_[32];
 } co_wg;
 typedef struct co_once {
-	_Alignas(8) unsigned char private_[40]; /* zero-filled: ready */
+	CO_ALIGNAS(8) unsigned char private_[40]; /* zero-filled: ready */
 } co_once;
 
 CO_EXTERN int co_mutex_init(co_mutex *m);

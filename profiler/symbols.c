@@ -973,6 +973,29 @@ static bool lookup_base_locked(uintptr_t addr, struct lookup_base *b)
 	return true;
 }
 
+/*
+ * GCC names the copies it makes of a function after the function and a
+ * suffix: wait_here.isra.0, parse.constprop.3, run.part.0, main.cold.
+ * pprof users expect the source name, and DWARF gives that, so the ELF
+ * symbol's name loses everything from the first such suffix on.  A C
+ * identifier has no dot, so nothing real is cut.
+ */
+static size_t clone_name_len(const char *name)
+{
+	static const char *const suffixes[] = {
+		".isra.", ".constprop.", ".part.", ".cold", ".lto_priv.",
+		".localalias", ".llvm.",
+	};
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		const char *p = strstr(name, suffixes[i]);
+		if (p && p > name && (size_t)(p - name) < len)
+			len = (size_t)(p - name);
+	}
+	return len;
+}
+
 /* The ELF symbol that holds addr as one frame, for code without DWARF
  * (stripped libraries); 0 if no symbol holds it.  dwfl_module_addrinfo
  * scans the whole symbol table, so it runs only when DWARF had nothing. */
@@ -985,7 +1008,16 @@ static int resolve_elf_locked(uintptr_t addr, const struct lookup_base *b,
 
 	name = dwfl_module_addrinfo(b->mod, addr, &off, &sym, NULL, NULL,
 				    NULL);
-	if (!name || !(name = intern_locked(name)))
+	if (!name)
+		return 0;
+	char plain[256];
+	size_t len = clone_name_len(name);
+	if (len < strlen(name) && len < sizeof(plain)) {
+		memcpy(plain, name, len);
+		plain[len] = '\0';
+		name = plain;
+	}
+	if (!(name = intern_locked(name)))
 		return 0;
 	*f = (struct symbols_frame){
 		.function = name, .file = b->file, .line = b->line,

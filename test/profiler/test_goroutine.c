@@ -1667,16 +1667,25 @@ static co_chan *yield_kick;
  * the general path.  So while task 1 waits the two yielders swap through
  * the fast path, and the kicker's next yield, with task 1 runnable, takes
  * the general one: a capture then finds one yielder left by each. */
+__attribute__((noinline)) static void yield_kick_maybe(bool kicker, long i)
+{
+	int zero = 0;
+
+	if (kicker && i % 64 == 0 && atomic_exchange(&yield_want, 0))
+		CHECK_EQ(co_chan_send(yield_kick, &zero), 0);
+}
+
+/* One co_yield call site whatever the optimiser does: with the kicker's
+ * test inline, -O3 unswitches the loop into a kicker's and a plain one,
+ * two call sites and so two records. */
 __attribute__((noinline)) static void task_yielder(void *arg)
 {
 	bool kicker = arg != NULL;
-	int zero = 0;
 
 	atomic_fetch_add(&yield_started, 1);
 	for (long i = 1; !atomic_load(&yield_stop); i++) {
 		co_yield();
-		if (kicker && i % 64 == 0 && atomic_exchange(&yield_want, 0))
-			CHECK_EQ(co_chan_send(yield_kick, &zero), 0);
+		yield_kick_maybe(kicker, i);
 	}
 }
 

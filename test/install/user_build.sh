@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# user_build.sh BUILD_DIR SRC_DIR - builds programs the way a user builds
+# them and runs them: Copper installed (meson install --destdir) into a
+# temporary root, found only through pkg-config, the programs compiled at
+# -O2 with nothing but what `pkg-config --cflags --libs copper` gives.
+#
+#   1. user_prog.c, shared library, -O2 -g: tasks meet on a channel, a
+#      mutex and a wait group; its goroutine profile shows every link of a
+#      call chain GCC would turn into sibling calls, with no clone suffix.
+#   2. the same at -O2 without -g: names from the ELF symbol table, still
+#      no .isra/.constprop/.part suffix.
+#   3. the same linked statically, as the README shows:
+#      cc app.c -Wl,-Bstatic -lcopper -Wl,-Bdynamic \
+#         $(pkg-config --static --libs copper)
+#   4. user_prog.cpp as C++11, C++17 and C++20.
+#
+# Prints one "ok"/"not ok" line per step; exits non-zero on the first
+# failure.  meson registers it only in builds without sanitizers (an ASan
+# library needs an ASan program).
+set -euo pipefail
+build=$(cd "$1" && pwd)
+src=$(cd "$2" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() {
+	echo "not ok - $*"
+	exit 1
+}
+
+meson install -C "$build" --destdir "$tmp/root" --no-rebuild --quiet \
+	>"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; fail "meson install"; }
+pc=$(find "$tmp/root" -name copper.pc | head -n 1)
+[ -n "$pc" ] || fail "no copper.pc installed"
+export PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_SYSROOT_DIR="$tmp/root"
+libdir="$tmp/root$(pkg-config --variable=libdir copper)"
+cflags=$(pkg-config --cflags copper)
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+
+# check_prog NAME OUTPUT: the sum, and the chain in the profile.
+check_prog() {
+	local name=$1 out=$2
+	grep -q '^sum=5050$' <<<"$out" || fail "$name: no sum=5050 in: $out"
+	for f in start_x outer_x inner_x wait_here; do
+		grep -qE "[[:space:]]$f\+0x" <<<"$out" ||
+			fail "$name: $f missing from the profile:
+$out"
+	done
+	if grep -qE '\.(isra|constprop|part|cold)' <<<"$out"; then
+		fail "$name: a clone suffix in the profile:
+$out"
+	fi
+	echo "ok - $name"
+}
+
+# 1. shared, -O2 -g
+# shellcheck disable=SC2086
+"$CC" -O2 -g -o "$tmp/prog" "$src/user_prog.c" $cflags \
+	$(pkg-config --libs copper) -Wl,-rpath,"$libdir" ||
+	fail "C program, shared: compile"
+check_prog "C -O2 -g, shared library" "$("$tmp/prog")"
+
+# 2. shared, -O2 without -g
+# shellcheck disable=SC2086
+"$CC" -O2 -o "$tmp/prog_nog" "$src/user_prog.c" $cflags \
+	$(pkg-config --libs copper) -Wl,-rpath,"$libdir" ||
+	fail "C program without -g: compile"
+check_prog "C -O2 without -g, shared library" "$("$tmp/prog_nog")"
+
+# 3. static
+# shellcheck disable=SC2086
+"$CC" -O2 -g -o "$tmp/prog_static" "$src/user_prog.c" $cflags \
+	$(pkg-config --libs-only-L copper) -Wl,-Bstatic -lcopper -Wl,-Bdynamic \
+	$(pkg-config --static --libs copper) ||
+	fail "C program, static: link"
+if ldd "$tmp/prog_static" | grep -q libcopper; then
+	fail "the static link still needs libcopper.so"
+fi
+check_prog "C -O2 -g, static library" "$("$tmp/prog_static")"
+
+# 4. C++
+for std in c++11 c++17 c++20; do
+	# shellcheck disable=SC2086
+	"$CXX" -std=$std -O2 -g -Wall -Wextra -Werror -o "$tmp/prog_cxx" \
+		"$src/user_prog.cpp" $cflags $(pkg-config --libs copper) \
+		-Wl,-rpath,"$libdir" || fail "C++ ($std): compile"
+	out=$("$tmp/prog_cxx") || fail "C++ ($std): exit status $?"
+	grep -qE '^sum=5050 yields=[0-9]+$' <<<"$out" ||
+		fail "C++ ($std): unexpected output: $out"
+	echo "ok - C++ ($std)"
+done
