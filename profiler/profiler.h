@@ -54,11 +54,12 @@ struct prof_task {
 	uintptr_t creator_pc;      /* return address of the co_go call */
 	int64_t wait_since;        /* co_now() at park, 0 if unknown */
 	int64_t longest_run_ns;    /* longest stall reported, 0: none */
+	uintptr_t entry;           /* the function the task was started with */
 	const char *status;        /* "chan receive", "running", ... (static) */
 	const char *name;          /* copy in the arena, or NULL */
 	struct labels *labels;     /* referenced until the snapshot is freed */
 	int state;                 /* the runtime's task state */
-	uint16_t npcs;             /* frames in pcs */
+	uint16_t npcs;             /* frames in pcs (room for one more) */
 	bool leaf_is_pc;           /* pcs[0] is an exact pc, not a return */
 	bool self;                 /* the task that took the snapshot */
 	uintptr_t pcs[];           /* leaf first */
@@ -101,6 +102,9 @@ struct prof_frame {
  * Returns the number of frames (inline chain, innermost first), ≥ 1. */
 PROF_INTERNAL int prof_symbolize(uintptr_t pc, bool exact,
 				 struct prof_frame *out, int max);
+/* True if pc lies in an executable mapping of the process: a return
+ * address outside every one is junk from a broken frame chain. */
+PROF_INTERNAL bool prof_pc_mapped(uintptr_t pc);
 /* True for a frame of Copper's own runtime that is not public API:
  * printers skip them at the top of a stack, as Go skips runtime.*. */
 PROF_INTERNAL bool prof_frame_is_internal(const struct prof_frame *f);

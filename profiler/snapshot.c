@@ -43,10 +43,11 @@
 #include "copper.h"
 #include "profiler.h"
 #include "runtime/introspect.h"
+#include "symbols.h"
 
 #define NAME_MAX_COPY 128
 #define RECORD_MAX \
-	(sizeof(struct prof_task) + PROF_MAX_FRAMES * sizeof(uintptr_t) + \
+	(sizeof(struct prof_task) + (PROF_MAX_FRAMES + 1) * sizeof(uintptr_t) + \
 	 NAME_MAX_COPY)
 
 static void *arena_alloc(struct snapshot *s, size_t size)
@@ -76,8 +77,11 @@ static void record_task(const struct task_info *ti, uintptr_t leaf_pc,
 			name_len++;
 	}
 	slot = atomic_fetch_add(&s->next, 1);
-	t = slot < s->cap ? arena_alloc(s, sizeof(*t) + n * sizeof(uintptr_t) +
-						     name_len + 1)
+	/* One pc more than walked: room for the entry frame that
+	 * stacks_fix may add. */
+	t = slot < s->cap ? arena_alloc(s, sizeof(*t) +
+						   (n + 1) * sizeof(uintptr_t) +
+						   name_len + 1)
 			  : NULL;
 	if (!t) {
 		/* A kept arena's tasks array is not zeroed: mark the hole. */
@@ -91,6 +95,7 @@ static void record_task(const struct task_info *ti, uintptr_t leaf_pc,
 	t->creator_pc = ti->creator_pc;
 	t->wait_since = ti->wait_since;
 	t->longest_run_ns = ti->longest_run_ns;
+	t->entry = ti->entry;
 	t->status = ti->status;
 	t->state = ti->state;
 	t->npcs = (uint16_t)n;
@@ -99,7 +104,7 @@ static void record_task(const struct task_info *ti, uintptr_t leaf_pc,
 	memcpy(t->pcs, pcs, n * sizeof(uintptr_t));
 	t->name = NULL;
 	if (ti->name) {
-		char *copy = (char *)&t->pcs[n];
+		char *copy = (char *)&t->pcs[n + 1];
 		memcpy(copy, ti->name, name_len);
 		copy[name_len] = '\0';
 		t->name = copy;
@@ -229,6 +234,66 @@ void snapshot_release_kept(void)
 	kept_release();
 }
 
+/*
+ * After the snapshot, outside any pause: two repairs the signal-safe walk
+ * could not make, because they need symbols.
+ *
+ * A junk frame.  A library built without frame pointers (libc's write,
+ * say) may leave a value in the frame-pointer register that passes the
+ * walk's checks and yields a "return address" that is no code at all:
+ * the stack ends at the first address outside every executable mapping.
+ *
+ * The entry frame.  A task's stack ends in task_main, which called the
+ * task's function.  When the program was built with sibling calls (no
+ * -fno-optimize-sibling-calls), that function may have jumped to another
+ * and left no frame: then the frame below task_main is not the entry
+ * function, and the entry function goes in as the outermost shown frame
+ * (its first instruction), so every record names what the task was
+ * started with.  Tasks that share a stack top share the lookup.
+ */
+static void stacks_fix(struct snapshot *s)
+{
+	uintptr_t last_pc = 0, last_entry = 0;
+	bool last_missing = false;
+
+	symbols_refresh(); /* a library dlopened since: its code is real */
+
+	for (size_t i = 0; i < s->n; i++) {
+		struct prof_task *t = s->tasks[i];
+		int k;
+
+		for (k = t->leaf_is_pc ? 1 : 0; k < t->npcs; k++)
+			if (!prof_pc_mapped(t->pcs[k])) {
+				t->npcs = (uint16_t)k;
+				break;
+			}
+		/* Where task_main's frame is: the entry was called from it. */
+		for (k = 0; k < t->npcs; k++)
+			if (prof_pc_is_entry(s, t->pcs[k],
+					     k == 0 && t->leaf_is_pc))
+				break;
+		if (k == 0 || k == t->npcs || !t->entry)
+			continue;
+		uintptr_t pc = t->pcs[k - 1];
+		bool exact = k - 1 == 0 && t->leaf_is_pc;
+		if (pc != last_pc || t->entry != last_entry) {
+			struct prof_frame fr[32];
+			int nf = prof_symbolize(pc, exact, fr, 32);
+			last_pc = pc;
+			last_entry = t->entry;
+			last_missing = fr[nf - 1].entry &&
+				       fr[nf - 1].entry != t->entry;
+		}
+		if (!last_missing)
+			continue;
+		/* pcs holds room for one more (record_task). */
+		memmove(&t->pcs[k + 1], &t->pcs[k],
+			(size_t)(t->npcs - k) * sizeof(uintptr_t));
+		t->pcs[k] = t->entry + 1; /* a "return address" into its entry */
+		t->npcs++;
+	}
+}
+
 int snapshot_take(struct snapshot *s)
 {
 	struct introspect_snapshot_ops ops = {record_task, s};
@@ -258,6 +323,7 @@ int snapshot_take(struct snapshot *s)
 			s->tasks[k++] = s->tasks[i];
 	s->n = k;
 	qsort(s->tasks, s->n, sizeof(*s->tasks), cmp_task);
+	stacks_fix(s);
 	return 0;
 }
 

@@ -94,6 +94,27 @@ int prof_pprof_symbolize(void *ctx, uintptr_t pc, struct pprof_frame *frames,
 	return n > 0 ? n : 0;
 }
 
+bool prof_pc_mapped(uintptr_t pc)
+{
+	const struct symbols_mapping *m;
+	size_t lo = 0, hi;
+
+	symbols_init();
+	if (symbols_mappings(&m, &hi) < 0)
+		return true; /* nothing to judge by: keep the frame */
+	/* /proc/self/maps lists mappings by address. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (pc < m[mid].start)
+			hi = mid;
+		else if (pc >= m[mid].limit)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
 int prof_pprof_add_mappings(struct pprof_builder *b)
 {
 	const struct symbols_mapping *m;

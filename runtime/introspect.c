@@ -240,6 +240,7 @@ static void info_fill(struct task_info *info, struct task *t,
 	info->worker = t->worker ? t->worker->id : -1;
 	info->longest_run_ns = atomic_load_explicit(&t->longest_run_ns,
 						    memory_order_relaxed);
+	info->entry = (uintptr_t)t->fn;
 }
 
 /* Claims t for the current epoch: true if the caller must record it. */

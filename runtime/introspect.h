@@ -53,6 +53,7 @@ struct task_info {
 	uintptr_t stack_hi;
 	int worker;              /* worker it runs or last ran on */
 	int64_t longest_run_ns;  /* longest stall reported (COPPER_STALL_MS) */
+	uintptr_t entry;         /* the function the task was started with */
 };
 
 /*

@@ -15,6 +15,8 @@
 #      cc app.c -Wl,-Bstatic -lcopper -Wl,-Bdynamic \
 #         $(pkg-config --static --libs copper)
 #   4. user_prog.cpp as C++11, C++17 and C++20.
+#   5. user_prog.c built with sibling calls after all: each record still
+#      names the task's entry function, and no frame is junk.
 #
 # Prints one "ok"/"not ok" line per step; exits non-zero on the first
 # failure.  meson registers it only in builds without sanitizers (an ASan
@@ -81,6 +83,25 @@ if ldd "$tmp/prog_static" | grep -q libcopper; then
 	fail "the static link still needs libcopper.so"
 fi
 check_prog "C -O2 -g, static library" "$("$tmp/prog_static")"
+
+# 5. built with sibling calls after all (a user's own flags override
+#    pkg-config's): the chain may collapse, but every record still names
+#    the function the task was started with, and no frame is junk.
+# shellcheck disable=SC2086
+"$CC" -O2 -g -o "$tmp/prog_sib" "$src/user_prog.c" $cflags \
+	-foptimize-sibling-calls $(pkg-config --libs copper) \
+	-Wl,-rpath,"$libdir" || fail "C program with sibling calls: compile"
+out=$("$tmp/prog_sib") || fail "with sibling calls: exit status $?"
+grep -qE '^3 @ ' <<<"$out" || fail "with sibling calls: no record of 3:
+$out"
+grep -qE '[[:space:]]start_x\+0x' <<<"$out" ||
+	fail "with sibling calls: the entry start_x is missing:
+$out"
+if grep -qE '^#[[:space:]]+0x[0-9a-f]+[[:space:]]+\?' <<<"$out"; then
+	fail "with sibling calls: a frame with no name:
+$out"
+fi
+echo "ok - C -O2 -g with sibling calls: the entry function stays"
 
 # 4. C++
 for std in c++11 c++17 c++20; do
