@@ -294,6 +294,10 @@ CO_EXTERN ssize_t co_write(co_conn *c, const void *buf, size_t len);
  * and writes in progress and later ones; past it they return -ETIMEDOUT.
  */
 CO_EXTERN int co_set_deadline(co_conn *c, int64_t deadline_ns);
+/* The same for reads only, or for writes only (Go's SetReadDeadline and
+ * SetWriteDeadline): a reader's idle timeout leaves a writer alone. */
+CO_EXTERN int co_set_read_deadline(co_conn *c, int64_t deadline_ns);
+CO_EXTERN int co_set_write_deadline(co_conn *c, int64_t deadline_ns);
 /* Shuts down the writing half: the peer reads end of stream. */
 CO_EXTERN int co_close_write(co_conn *c);
 /* The local and the peer address, formatted like co_listener_addr. */

@@ -87,7 +87,7 @@ CO_EXTERN ssize_t co_read(co_conn *c, void *buf, size_t len)
 	if ((rc = net_fd_begin(&c->nf)) < 0)
 		return rc;
 	for (;;) {
-		if ((rc = net_fd_check(&c->nf)) < 0)
+		if ((rc = net_fd_check(&c->nf, NETPOLL_READ)) < 0)
 			break;
 		if (len == 0)
 			break;
@@ -127,7 +127,22 @@ CO_EXTERN int co_set_deadline(co_conn *c, int64_t deadline_ns)
 {
 	if (!c)
 		return CO_EINVAL;
-	return net_fd_set_deadline(&c->nf, deadline_ns);
+	return net_fd_set_deadline(&c->nf, NETPOLL_READ | NETPOLL_WRITE,
+				   deadline_ns);
+}
+
+CO_EXTERN int co_set_read_deadline(co_conn *c, int64_t deadline_ns)
+{
+	if (!c)
+		return CO_EINVAL;
+	return net_fd_set_deadline(&c->nf, NETPOLL_READ, deadline_ns);
+}
+
+CO_EXTERN int co_set_write_deadline(co_conn *c, int64_t deadline_ns)
+{
+	if (!c)
+		return CO_EINVAL;
+	return net_fd_set_deadline(&c->nf, NETPOLL_WRITE, deadline_ns);
 }
 
 CO_EXTERN int co_close_write(co_conn *c)
@@ -183,7 +198,7 @@ static ssize_t conn_send_all(co_conn *c, const char *p, size_t len)
 	int rc;
 
 	while (done < len) {
-		if ((rc = net_fd_check(&c->nf)) < 0)
+		if ((rc = net_fd_check(&c->nf, NETPOLL_WRITE)) < 0)
 			return rc;
 		n = send(c->nf.fd, p + done, len - done, MSG_NOSIGNAL);
 		if (n >= 0) {

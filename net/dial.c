@@ -105,7 +105,7 @@ static int dial_connect(struct net_fd *nf, const struct net_addr *a)
 	for (;;) {
 		if ((rc = net_fd_wait(nf, NETPOLL_WRITE)) < 0)
 			return rc;
-		if ((rc = net_fd_check(nf)) < 0)
+		if ((rc = net_fd_check(nf, NETPOLL_WRITE)) < 0)
 			return rc;
 		if ((rc = dial_finished(nf->fd)) <= 0)
 			return rc;

@@ -58,7 +58,8 @@ void net_fd_init(struct net_fd *f, int fd, void (*destroy)(struct net_fd *f))
 	atomic_init(&f->refs, 1);
 	atomic_init(&f->closed, false);
 	atomic_flag_clear(&f->lk);
-	atomic_init(&f->deadline, 0);
+	atomic_init(&f->deadline[0], 0);
+	atomic_init(&f->deadline[1], 0);
 	f->seq = 0;
 	f->ops = NULL;
 	f->destroy = destroy;
@@ -84,13 +85,14 @@ void net_fd_end(struct net_fd *f)
 	fd_unref(f);
 }
 
-int net_fd_check(struct net_fd *f)
+int net_fd_check(struct net_fd *f, enum netpoll_mode mode)
 {
 	int64_t dl;
 
 	if (atomic_load_explicit(&f->closed, memory_order_relaxed))
 		return CO_ECANCELED;
-	dl = atomic_load_explicit(&f->deadline, memory_order_relaxed);
+	dl = atomic_load_explicit(&f->deadline[mode - 1],
+				  memory_order_relaxed);
 	if (dl > 0 && co_now() >= dl)
 		return CO_ETIMEDOUT;
 	return 0;
@@ -106,7 +108,8 @@ int net_fd_wait(struct net_fd *f, enum netpoll_mode mode)
 	if ((rc = fd_poller(f, &np)) < 0)
 		return rc;
 	fd_lock(f);
-	dl = atomic_load_explicit(&f->deadline, memory_order_relaxed);
+	dl = atomic_load_explicit(&f->deadline[mode - 1],
+				  memory_order_relaxed);
 	op.seq = f->seq;
 	op.next = f->ops;
 	if (f->ops)
@@ -129,7 +132,7 @@ int net_fd_wait(struct net_fd *f, enum netpoll_mode mode)
 	return rc;
 }
 
-int net_fd_set_deadline(struct net_fd *f, int64_t deadline)
+int net_fd_set_deadline(struct net_fd *f, int modes, int64_t deadline)
 {
 	uint64_t seq;
 	bool stale = true;
@@ -137,7 +140,12 @@ int net_fd_set_deadline(struct net_fd *f, int64_t deadline)
 	if (deadline < 0)
 		return CO_EINVAL;
 	fd_lock(f);
-	atomic_store_explicit(&f->deadline, deadline, memory_order_relaxed);
+	if (modes & NETPOLL_READ)
+		atomic_store_explicit(&f->deadline[0], deadline,
+				      memory_order_relaxed);
+	if (modes & NETPOLL_WRITE)
+		atomic_store_explicit(&f->deadline[1], deadline,
+				      memory_order_relaxed);
 	seq = ++f->seq;
 	fd_unlock(f);
 	if (atomic_load(&f->refs) <= 1)

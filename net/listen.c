@@ -109,7 +109,7 @@ CO_EXTERN co_conn *co_accept(co_listener *l, int *err)
 	if ((rc = net_fd_begin(&l->nf)) < 0)
 		return *err = rc, NULL;
 	for (;;) {
-		if ((rc = net_fd_check(&l->nf)) < 0)
+		if ((rc = net_fd_check(&l->nf, NETPOLL_READ)) < 0)
 			break;
 		fd = accept4(l->nf.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {

@@ -74,8 +74,10 @@ struct net_fd {
 	atomic_bool closed;            /* net_fd_close was called */
 	atomic_flag lk;                /* spin lock: guards writes of the
 					  three below and reads of seq, ops */
-	_Atomic int64_t deadline;      /* absolute co_now() ns, 0 = none;
-					  read without lk by net_fd_check */
+	_Atomic int64_t deadline[2];   /* reads' and writes' (index mode -
+					  1): absolute co_now() ns, 0 =
+					  none; read without lk by
+					  net_fd_check */
 	uint64_t seq;                  /* bumped by each deadline change */
 	struct net_op *ops;            /* registered waiters */
 	void (*destroy)(struct net_fd *f); /* frees the containing object */
@@ -87,14 +89,17 @@ NET_API void net_fd_init(struct net_fd *f, int fd,
  * -ECANCELED once closed. */
 NET_API int net_fd_begin(struct net_fd *f);
 NET_API void net_fd_end(struct net_fd *f);
-/* 0, -ECANCELED (closed) or -ETIMEDOUT (deadline passed). */
-NET_API int net_fd_check(struct net_fd *f);
+/* 0, -ECANCELED (closed) or -ETIMEDOUT (mode's deadline passed). */
+NET_API int net_fd_check(struct net_fd *f, enum netpoll_mode mode);
 /* After EAGAIN: parks until the descriptor may be ready for mode, or
  * something changed; returns 0 and the caller loops back to
  * net_fd_check, or a negative code when it could not wait at all
  * (-ENOMEM, a poller failure): then the operation fails with it. */
 NET_API int net_fd_wait(struct net_fd *f, enum netpoll_mode mode);
-NET_API int net_fd_set_deadline(struct net_fd *f, int64_t deadline);
+/* Sets the deadline of each mode in modes (NETPOLL_READ | NETPOLL_WRITE:
+ * Go's SetDeadline), waking the waiters so that they see it. */
+NET_API int net_fd_set_deadline(struct net_fd *f, int modes,
+				int64_t deadline);
 /* Marks f closed, wakes its waiters, drops the owner's reference. */
 NET_API void net_fd_close(struct net_fd *f);
 

@@ -2,7 +2,9 @@
 /*
  * stall.c - prints the stall reports of COPPER_STALL_MS: a task that has
  * held its worker that long without a switch, with its stack, while it
- * still runs; and one line more when it switches at last.
+ * still runs; and one line more when it switches at last.  The same
+ * printer gives a fatal stack overflow the dying task's stack, symbolized
+ * on the monitor thread rather than on the broken stack (fatal.c).
  *
  * The runtime's monitor thread finds the stall and has the worker record
  * the running task's stack in its SIGURG handler (runtime/introspect.h,
@@ -23,6 +25,8 @@
 #include "profiler.h"
 #include "runtime/introspect.h"
 
+static void stall_print_task(FILE *f, const struct stall_report *r);
+
 static void write_all(int fd, const char *buf, size_t len)
 {
 	while (len > 0) {
@@ -36,6 +40,10 @@ static void write_all(int fd, const char *buf, size_t len)
 
 static void stall_print(FILE *f, const struct stall_report *r)
 {
+	if (r->fatal) {
+		stall_print_task(f, r);
+		return;
+	}
 	if (r->ended) {
 		fprintf(f, "copper: stall: goroutine %" PRIu64 " ran for about "
 			   "%" PRId64 " ms before it switched\n",
@@ -45,6 +53,12 @@ static void stall_print(FILE *f, const struct stall_report *r)
 	fprintf(f, "copper: stall: goroutine %" PRIu64 " has run for %" PRId64
 		   " ms on worker %d without a switch:\n",
 		r->id, r->ran_ns / 1000000, r->worker);
+	stall_print_task(f, r);
+}
+
+/* The task in debug=2 form, as the goroutine profile prints it. */
+static void stall_print_task(FILE *f, const struct stall_report *r)
+{
 	struct prof_task *t = calloc(1, sizeof(*t) + (size_t)r->npcs *
 						     sizeof(uintptr_t));
 	if (!t)

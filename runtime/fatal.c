@@ -21,9 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "introspect.h"
 #include "runtime.h"
 
 #define ALTSTACK_SIZE (512 * 1024) /* the fatal dump symbolizes on it */
@@ -88,10 +90,41 @@ static void put_hex(char *buf, size_t *at, size_t cap, uintptr_t v)
 		buf[(*at)++] = tmp[--n];
 }
 
-/* The overflowing task's return addresses, raw: nothing that symbolizes
- * is safe here (the fault may have hit inside malloc). */
+/*
+ * The overflowing task's stack, symbolized.  Nothing that symbolizes is
+ * safe here (the fault may have hit inside malloc, or inside the
+ * symbolizer), and this thread has no stack but the alternate one: so the
+ * handler leaves the return addresses in fatal_req and the monitor thread,
+ * which looks every 10 ms, prints them through the profiler's printer
+ * (stall_report_hook, with .fatal set) in debug=2 form.  The handler waits
+ * up to FATAL_SERVE_NS for that; without an answer (no monitor, or it is
+ * stuck behind a lock the dying task held) it prints the raw addresses,
+ * with exe+offset for addr2line, as before.
+ */
+#define FATAL_SERVE_NS 2000000000
+
+static struct {
+	_Atomic int state;        /* 0 idle, 1 asked, 2 printing, 3 done */
+	struct stall_report r;
+	uintptr_t pcs[STALL_PCS_MAX];
+} fatal_req;
+
+void fatal_serve(void)
+{
+	int asked = 1;
+
+	if (likely(atomic_load_explicit(&fatal_req.state,
+					memory_order_relaxed) != 1))
+		return;
+	if (!atomic_compare_exchange_strong(&fatal_req.state, &asked, 2))
+		return;
+	if (stall_report_hook)
+		stall_report_hook(&fatal_req.r);
+	atomic_store(&fatal_req.state, 3);
+}
+
 /* The executable's load address and extent, found at start-up (not in
- * the handler): frames inside it print as exe+offset, which addr2line
+ * the handler): raw frames inside it print as exe+offset, which addr2line
  * resolves for a PIE binary too. */
 static uintptr_t exe_base, exe_end;
 
@@ -120,12 +153,8 @@ static void put_frame(char *buf, size_t *n, size_t cap, uintptr_t pc)
 	*n = put_str(buf, *n, cap, "\n");
 }
 
-static void print_raw_frames(struct task *t, const ucontext_t *uc)
+static void print_frames(struct task *t, const ucontext_t *uc)
 {
-	char buf[4096];
-	size_t n = put_str(buf, 0, sizeof(buf),
-			   "\nframes (for exe+OFF: addr2line -f -e <program> "
-			   "OFF):\n");
 #if defined(__x86_64__)
 	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 	uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
@@ -133,16 +162,46 @@ static void print_raw_frames(struct task *t, const ucontext_t *uc)
 	uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
 	uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
 #endif
-	put_frame(buf, &n, sizeof(buf), pc);
-	for (int i = 0; i < 32 && fp >= t->stack_lo && fp + 16 <= t->stack_hi &&
-			(fp & 7) == 0;
-	     i++) {
-		const uintptr_t *rec = (const uintptr_t *)fp;
-		put_frame(buf, &n, sizeof(buf), rec[1]);
-		if (rec[0] <= fp)
-			break;
-		fp = rec[0];
+	int npcs;
+
+	fatal_req.pcs[0] = pc;
+	npcs = 1 + introspect_walk_fp(fp, t->stack_lo, t->stack_hi,
+				      fatal_req.pcs + 1, STALL_PCS_MAX - 1);
+	fatal_req.r = (struct stall_report){
+		.id = t->id, .name = t->name, .labels = t->labels,
+		.worker = t->worker ? t->worker->id : -1,
+		.creator_id = t->creator_id, .creator_pc = t->creator_pc,
+		.fatal = true, .pcs = fatal_req.pcs, .npcs = npcs,
+	};
+	if (stall_report_hook && sched_running()) {
+		struct timespec ms = {0, 1000000};
+		if (write(STDERR_FILENO, "\n", 1) < 0) {
+			/* Exiting anyway. */
+		}
+		atomic_store(&fatal_req.state, 1);
+		for (int64_t waited = 0; waited < FATAL_SERVE_NS;
+		     waited += 1000000) {
+			if (atomic_load(&fatal_req.state) == 3)
+				return;
+			nanosleep(&ms, NULL);
+		}
+		int asked = 1;
+		if (!atomic_compare_exchange_strong(&fatal_req.state, &asked,
+						    0)) {
+			/* The monitor is printing it: give it a moment. */
+			for (int i = 0; i < 1000 &&
+					atomic_load(&fatal_req.state) != 3;
+			     i++)
+				nanosleep(&ms, NULL);
+			return;
+		}
 	}
+	char buf[4096];
+	size_t n = put_str(buf, 0, sizeof(buf),
+			   "\nframes (for exe+OFF: addr2line -f -e <program> "
+			   "OFF):\n");
+	for (int i = 0; i < npcs; i++)
+		put_frame(buf, &n, sizeof(buf), fatal_req.pcs[i]);
 	if (write(STDERR_FILENO, buf, n) < 0) {
 		/* Exiting anyway. */
 	}
@@ -205,7 +264,7 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
 		if (write(STDERR_FILENO, msg, n) < 0) {
 			/* Nothing more to do: we are exiting anyway. */
 		}
-		print_raw_frames(t, uc);
+		print_frames(t, uc);
 		/* Past a guard page nothing else was touched; without one (a
 		 * canary), the overflow wrote over its neighbours' stacks and
 		 * records, and a dump could trip over them. */

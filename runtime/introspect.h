@@ -122,6 +122,8 @@ struct stall_report {
 	uintptr_t creator_pc;
 	int64_t ran_ns;
 	bool ended;
+	bool fatal;              /* not a stall: the stack of a task dying of
+				    a stack overflow; print the task alone */
 	const uintptr_t *pcs;
 	int npcs;
 };

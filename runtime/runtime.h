@@ -235,6 +235,10 @@ enum stack_guard_mode {
 CO_INTERNAL extern const char *const stack_guard_mode_names[3];
 
 CO_INTERNAL int stack_init(size_t usable_size);
+/* The tests' door to the stack-guard fallbacks: NULL, or a function that
+ * returns a guard mode to use whatever the kernel offers (or -1); set by
+ * the test library only (testing.c), asked at every stack_init. */
+CO_INTERNAL extern int (*stack_forced_mode)(void);
 CO_INTERNAL void stack_destroy(void);
 CO_INTERNAL enum stack_guard_mode stack_guard_mode(void);
 /* A dead slot's record, or NULL when memory or mappings ran out. */
@@ -560,6 +564,9 @@ CO_INTERNAL extern struct runtime_hooks runtime_hooks;
 /* The profiler's printer of stall reports (introspect.h), or NULL. */
 struct stall_report;
 CO_INTERNAL extern void (*stall_report_hook)(const struct stall_report *);
+/* The monitor's part in a fatal error (fatal.c): prints the symbolized
+ * stack a fault handler left for it, off the broken stack. */
+CO_INTERNAL void fatal_serve(void);
 /* Fills w->stall from the SIGURG handler's context (introspect.c). */
 CO_INTERNAL void stall_capture_here(struct worker *w, uintptr_t pc,
 				    uintptr_t fp, uintptr_t sp);

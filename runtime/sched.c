@@ -2005,6 +2005,8 @@ static bool monitor_look(int64_t now)
 {
 	int n = nworkers(), stuck = 0, idle = 0;
 
+	fatal_serve();
+
 	for (int i = 0; i < n; i++) {
 		struct worker *w = &S.workers[i];
 		uint64_t sw = atomic_load_explicit(&w->nswitch,

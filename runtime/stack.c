@@ -283,16 +283,14 @@ int stack_init(size_t usable_size)
 	if (madvise(probe, stk.page, MADV_GUARD_INSTALL) != 0)
 		stk.mode = GUARD_MPROTECT;
 	munmap(probe, 2 * stk.page);
-	if (getenv("COPPER_TEST_GUARD_MODE")) {
-		/* Test door: force a fallback mode (docs/environment.md). */
-		const char *m = getenv("COPPER_TEST_GUARD_MODE");
-		if (strcmp(m, "mprotect") == 0)
-			stk.mode = GUARD_MPROTECT;
-		else if (strcmp(m, "canary") == 0)
-			stk.mode = GUARD_CANARY;
-	}
+	int forced = stack_forced_mode ? stack_forced_mode() : -1;
+	if (forced >= 0)
+		stk.mode = (enum stack_guard_mode)forced;
 	return 0;
 }
+
+/* Set only by the test library (testing.c, COPPER_TEST_GUARD_MODE). */
+int (*stack_forced_mode)(void);
 
 void stack_destroy(void)
 {

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * testing.c - the internals tests may read (testing.h), compiled only with
- * COPPER_TESTING.
+ * testing.c - the internals tests may read (testing.h).  It is its own
+ * static library, linked by the test programs only: nothing here is in
+ * what meson installs, and the installed library reads no test-only
+ * environment variable.
  */
-#ifdef COPPER_TESTING
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "introspect.h"
@@ -79,4 +81,21 @@ int testing_worker_id(void)
 	struct worker *w = sched_worker();
 	return w && w->current ? w->id : -1;
 }
-#endif /* COPPER_TESTING */
+
+/* COPPER_TEST_GUARD_MODE=mprotect|canary forces a stack-guard fallback
+ * (docs/environment.md), read at every co_run. */
+static int testing_guard_mode_env(void)
+{
+	const char *m = getenv("COPPER_TEST_GUARD_MODE");
+
+	if (m && strcmp(m, "mprotect") == 0)
+		return GUARD_MPROTECT;
+	if (m && strcmp(m, "canary") == 0)
+		return GUARD_CANARY;
+	return -1;
+}
+
+__attribute__((constructor)) static void testing_install(void)
+{
+	stack_forced_mode = testing_guard_mode_env;
+}

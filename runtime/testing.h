@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * testing.h - the one door from tests into the runtime's internals (Go's
- * export_test.go).  Built into the library only with -DCOPPER_TESTING;
- * release builds never carry these symbols.
+ * export_test.go).  testing.c is a static library of its own that only
+ * the test programs link (runtime_testing_lib); the installed library
+ * never carries these symbols.
  */
 #ifndef COPPER_RUNTIME_TESTING_H
 #define COPPER_RUNTIME_TESTING_H

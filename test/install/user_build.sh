@@ -17,6 +17,8 @@
 #   4. user_prog.cpp as C++11, C++17 and C++20.
 #   5. user_prog.c built with sibling calls after all: each record still
 #      names the task's entry function, and no frame is junk.
+#   6. the installed libcopper.so exports no testing_* symbol and holds no
+#      COPPER_TEST_GUARD_MODE string.
 #
 # Prints one "ok"/"not ok" line per step; exits non-zero on the first
 # failure.  meson registers it only in builds without sanitizers (an ASan
@@ -102,6 +104,16 @@ if grep -qE '^#[[:space:]]+0x[0-9a-f]+[[:space:]]+\?' <<<"$out"; then
 $out"
 fi
 echo "ok - C -O2 -g with sibling calls: the entry function stays"
+
+# 6. the installed library carries no test door
+lib="$libdir/libcopper.so"
+if nm -D "$lib" | grep -q ' testing_'; then
+	fail "libcopper.so exports testing_* symbols"
+fi
+if grep -q COPPER_TEST_GUARD_MODE "$lib"; then
+	fail "libcopper.so reads COPPER_TEST_GUARD_MODE"
+fi
+echo "ok - no test-only code in the installed library"
 
 # 4. C++
 for std in c++11 c++17 c++20; do

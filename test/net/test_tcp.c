@@ -466,6 +466,76 @@ static void test_tcp_deadline_write(void **state)
 	nt_run(main_deadline_write, NULL);
 }
 
+/* A reader with an idle timeout on p.b, and a writer on the same p.b
+ * with none: the read deadline fails the reader only. */
+static _Atomic int split_written;
+#define SPLIT_CHUNKS 256 /* 16 MiB: more than loopback's buffers hold */
+
+static void task_split_writer(void *arg)
+{
+	static char chunk[65536];
+	co_conn *c = arg;
+
+	for (int i = 0; i < SPLIT_CHUNKS; i++) {
+		ssize_t rc = co_write(c, chunk, sizeof(chunk));
+		if (rc != (ssize_t)sizeof(chunk)) {
+			CHECK(!"the writer failed");
+			return;
+		}
+	}
+	atomic_store(&split_written, 1);
+}
+
+static void main_deadline_split(void *arg)
+{
+	static char sink[65536];
+	struct pair p;
+	char buf[16];
+	int64_t t0;
+
+	(void)arg;
+	atomic_store(&split_written, 0);
+	CHECK(pair_open(&p, "tcp", "127.0.0.1:0"));
+	t0 = co_now();
+	CHECK_EQ(co_set_read_deadline(p.b, t0 + 100 * NT_MS), 0);
+	/* 16 MiB to a peer that does not read yet: the writer parks. */
+	CHECK(co_go(task_split_writer, p.b) != 0);
+	CHECK_EQ(co_read(p.b, buf, sizeof(buf)), CO_ETIMEDOUT);
+	int64_t took = (co_now() - t0) / NT_MS;
+	CHECK(took >= 100 && took < 100 + LATE_MS);
+	CHECK_EQ(atomic_load(&split_written), 0); /* still parked, not failed */
+	/* Now drain p.a: the writer finishes, unharmed by the read deadline. */
+	size_t got = 0;
+	while (got < SPLIT_CHUNKS * sizeof(sink)) {
+		ssize_t n = co_read(p.a, sink, sizeof(sink));
+		if (n <= 0) {
+			CHECK(!"draining failed");
+			break;
+		}
+		got += (size_t)n;
+	}
+	for (int64_t end = co_now() + 5 * NT_SEC;
+	     !atomic_load(&split_written) && co_now() < end;)
+		co_sleep(NT_MS);
+	CHECK_EQ(atomic_load(&split_written), 1);
+	/* A write deadline in the past fails writes, and leaves reads alone. */
+	CHECK_EQ(co_set_read_deadline(p.b, 0), 0);
+	CHECK_EQ(co_set_write_deadline(p.b, 1), 0);
+	CHECK_EQ(co_write(p.b, "x", 1), CO_ETIMEDOUT);
+	CHECK_EQ(co_write(p.a, "y", 1), 1);
+	CHECK_EQ(co_read(p.b, buf, sizeof(buf)), 1);
+	CHECK_EQ(co_set_read_deadline(NULL, 0), CO_EINVAL);
+	CHECK_EQ(co_set_write_deadline(NULL, 0), CO_EINVAL);
+	CHECK_EQ(co_set_write_deadline(p.b, -1), CO_EINVAL);
+	pair_close(&p);
+}
+
+static void test_tcp_deadline_read_write_separate(void **state)
+{
+	(void)state;
+	nt_run(main_deadline_split, NULL);
+}
+
 struct blocked {
 	co_conn *c;         /* the conn the task blocks on */
 	bool write;         /* write (fill the buffers) instead of read */
@@ -867,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_peer_reset),
 		cmocka_unit_test(test_tcp_half_close),
 		cmocka_unit_test(test_tcp_slow_client),
+		cmocka_unit_test(test_tcp_deadline_read_write_separate),
 		cmocka_unit_test(test_tcp_deadline_read),
 		cmocka_unit_test(test_tcp_deadline_write),
 		cmocka_unit_test(test_tcp_deadline_change_wakes),

@@ -228,10 +228,22 @@ static void run_overflow(const struct overflow_run *r)
 static void test_stack_overflow_default_mode_exits_2(void **state)
 {
 	static const struct overflow_run r = {NULL, "overflow", NULL};
+	char head[64], id[32] = "";
 
 	(void)state;
 	run_overflow(&r);
 	assert_null(strstr(proc.out, "after-dive"));
+	/* The dying task's stack, symbolized as in debug=2 (by the monitor
+	 * thread, off the broken stack), not raw addresses. */
+	const char *p = strstr(proc.out, "id=");
+	if (p)
+		snprintf(id, sizeof(id), "%.*s", (int)strcspn(p + 3, " \n"),
+			 p + 3);
+	snprintf(head, sizeof(head), "goroutine %s [running", id);
+	if (!strstr(proc.err, head) || !strstr(proc.err, "\ndive(...)\n\t") ||
+	    !strstr(proc.err, "stack_helper.c:") || strstr(proc.err, "exe+"))
+		fail_msg("the overflow does not show the symbolized stack of "
+			 "task %s:\n%.2000s", id, proc.err);
 }
 
 static void test_stack_overflow_mprotect_mode_exits_2(void **state)
