@@ -63,7 +63,7 @@ extern "C" {
  * source for co_strerror() and co_errname().
  */
 #define CO_ERRNO_MAP(XX)                                                     \
-	XX(EPERM, 1, "operation not permitted outside a task")               \
+	XX(EPERM, 1, "operation not permitted")                              \
 	XX(ENOENT, 2, "no such entry")                                       \
 	XX(EINTR, 4, "interrupted")                                          \
 	XX(EIO, 5, "input/output error")                                     \

@@ -40,6 +40,22 @@ static void write_all(int fd, const char *buf, size_t len)
 
 static void stall_print(FILE *f, const struct stall_report *r)
 {
+	if (r->misuse) {
+		if (r->fatal)
+			fprintf(f, "fatal error: %s\n\n", r->misuse);
+		else if (r->id)
+			fprintf(f, "copper: misuse: %s, in goroutine %" PRIu64
+				   " (reported once per call site; "
+				   "COPPER_MISUSE=fatal stops the program, "
+				   "=silent hides this):\n",
+				r->misuse, r->id);
+		else
+			fprintf(f, "copper: misuse: %s, outside a task\n",
+				r->misuse);
+		if (r->id)
+			stall_print_task(f, r);
+		return;
+	}
 	if (r->fatal) {
 		stall_print_task(f, r);
 		return;
@@ -73,7 +89,7 @@ static void stall_print_task(FILE *f, const struct stall_report *r)
 	t->name = r->name;
 	t->labels = r->labels;
 	t->npcs = (uint16_t)r->npcs;
-	t->leaf_is_pc = true;
+	t->leaf_is_pc = !r->returns_only;
 	memcpy(t->pcs, r->pcs, (size_t)r->npcs * sizeof(uintptr_t));
 	goroutine_print_task(f, &s, t);
 	fputc('\n', f);

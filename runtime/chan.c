@@ -103,6 +103,7 @@ CO_EXTERN int co_chan_send(co_chan *c, const void *elem)
 	chan_lock(c);
 	if (c->closed) {
 		spin_unlock(&c->lock);
+		MISUSE(MISUSE_SEND_CLOSED);
 		return CO_EPIPE;
 	}
 	if ((r = waitq_pop_ready(&c->recvq)) != NULL) {
@@ -127,6 +128,8 @@ CO_EXTERN int co_chan_send(co_chan *c, const void *elem)
 	me.elem = (void *)elem;
 	waitq_push(&c->sendq, &me);
 	sched_park_on(WAIT_CHAN_SEND, c, spin_unlock_cb, &c->lock);
+	if (me.result == CO_EPIPE)
+		MISUSE(MISUSE_SEND_CLOSED); /* closed while it waited */
 	return me.result;
 }
 
@@ -194,6 +197,7 @@ CO_EXTERN int co_chan_close(co_chan *c)
 	chan_lock(c);
 	if (c->closed) {
 		spin_unlock(&c->lock);
+		MISUSE(MISUSE_CLOSE_CLOSED);
 		return CO_EPIPE;
 	}
 	c->closed = true;

@@ -69,6 +69,7 @@ int config_load(struct config *cfg)
 	cfg->procs = ncpu > 0 ? (int)(ncpu < PROCS_MAX ? ncpu : PROCS_MAX) : 1;
 	cfg->stack_size = STACK_DEFAULT;
 	cfg->stall_ns = 0;
+	cfg->misuse = MISUSE_REPORT;
 
 	if ((s = getenv("COPPER_PROCS")) != NULL) {
 		if (!parse_size(s, false, &v) || v < 1 || v > PROCS_MAX)
@@ -90,6 +91,17 @@ int config_load(struct config *cfg)
 				       "want milliseconds from 0 (off) to "
 				       "3600000");
 		cfg->stall_ns = (int64_t)v * 1000000;
+	}
+	if ((s = getenv("COPPER_MISUSE")) != NULL) {
+		if (strcmp(s, "report") == 0)
+			cfg->misuse = MISUSE_REPORT;
+		else if (strcmp(s, "fatal") == 0)
+			cfg->misuse = MISUSE_FATAL;
+		else if (strcmp(s, "silent") == 0)
+			cfg->misuse = MISUSE_SILENT;
+		else
+			return bad_env("COPPER_MISUSE", s,
+				       "want report, fatal or silent");
 	}
 	return 0;
 }

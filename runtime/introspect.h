@@ -124,6 +124,10 @@ struct stall_report {
 	bool ended;
 	bool fatal;              /* not a stall: the stack of a task dying of
 				    a stack overflow; print the task alone */
+	const char *misuse;      /* not a stall: a misuse (misuse.c) with
+				    this message; with fatal, Go's "fatal
+				    error: <misuse>" */
+	bool returns_only;       /* pcs[0] is a return address too */
 	const uintptr_t *pcs;
 	int npcs;
 };

@@ -217,6 +217,7 @@ struct config {
 	int procs;              /* COPPER_PROCS, default: CPUs */
 	size_t stack_size;      /* COPPER_STACK_SIZE, usable bytes per task */
 	int64_t stall_ns;       /* COPPER_STALL_MS in ns, 0: no stall reports */
+	int misuse;             /* COPPER_MISUSE: enum misuse_mode */
 };
 
 /* Reads COPPER_* into cfg; prints a message naming the variable and
@@ -612,6 +613,28 @@ struct netpoll;
 CO_INTERNAL void netpoll_inbox_run(struct worker *w);
 /* uv_walk close callback for descriptors abandoned at shutdown. */
 CO_INTERNAL void netpoll_abandon(uv_handle_t *h);
+
+/* ------------------------------------------------------------------------
+ * Misuse reports (misuse.c): the program used an object wrongly; the call
+ * still returns its code, and the runtime says so (COPPER_MISUSE).
+ * ---------------------------------------------------------------------- */
+enum misuse_mode { MISUSE_REPORT = 0, MISUSE_FATAL, MISUSE_SILENT };
+
+enum misuse_kind {
+	MISUSE_UNLOCK,        /* co_mutex_unlock of an unlocked mutex */
+	MISUSE_RUNLOCK,       /* co_rwmutex_runlock with no reader */
+	MISUSE_RWUNLOCK,      /* co_rwmutex_unlock with no writer */
+	MISUSE_CLOSE_CLOSED,  /* co_chan_close of a closed channel */
+	MISUSE_SEND_CLOSED,   /* a send on a closed channel */
+	MISUSE_WG_NEGATIVE,   /* co_wg below zero */
+	MISUSE_NKINDS
+};
+
+CO_INTERNAL void misuse_set_mode(int mode);
+/* Reports kind at call site site (the public function's return address). */
+CO_INTERNAL void misuse_report(enum misuse_kind kind, uintptr_t site);
+#define MISUSE(kind) misuse_report((kind), \
+				   (uintptr_t)__builtin_return_address(0))
 
 /* ------------------------------------------------------------------------
  * Fatal errors (fatal.c): a broken internal invariant, never user input.

@@ -1763,6 +1763,7 @@ static int runtime_init(void)
 	if ((err = config_load(&S.cfg)) != 0)
 		return err;
 	S.nprocs = S.cfg.procs;
+	misuse_set_mode(S.cfg.misuse);
 	S.nmax = S.nprocs + MONITOR_EXTRA_MAX;
 	sched_reset();
 	atomic_store(&S.nworkers, S.nprocs);

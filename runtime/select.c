@@ -317,5 +317,8 @@ out_free:
 		free(ls.chans);
 		free(waiters);
 	}
+	if (ret >= 0 && cases[ret].op == CO_SEND &&
+	    cases[ret].result == CO_EPIPE)
+		MISUSE(MISUSE_SEND_CLOSED);
 	return ret;
 }

@@ -370,8 +370,10 @@ CO_EXTERN int co_mutex_unlock(co_mutex *mu)
 	if (!m)
 		return CO_EINVAL;
 	if (!(atomic_load_explicit(&m->state, memory_order_relaxed) &
-	      MUTEX_LOCKED))
-		return CO_EPERM; /* Go: "sync: unlock of unlocked mutex" */
+	      MUTEX_LOCKED)) {
+		MISUSE(MISUSE_UNLOCK); /* Go: "sync: unlock of unlocked mutex" */
+		return CO_EPERM;
+	}
 	if (likely(atomic_compare_exchange_strong_explicit(
 		    &m->state, &locked, 0, memory_order_release,
 		    memory_order_relaxed)))
@@ -451,7 +453,8 @@ CO_EXTERN int co_rwmutex_runlock(co_rwmutex *rwm)
 	rwmutex_lk(rw);
 	if (rw->readers <= 0) {
 		spin_unlock(&rw->lk);
-		return CO_EPERM; /* Go: "sync: RUnlock of unlocked RWMutex" */
+		MISUSE(MISUSE_RUNLOCK);
+		return CO_EPERM;
 	}
 	rw->readers--;
 	w = rw_next_writer_locked(rw);
@@ -494,7 +497,8 @@ CO_EXTERN int co_rwmutex_unlock(co_rwmutex *rwm)
 	rwmutex_lk(rw);
 	if (!rw->writer) {
 		spin_unlock(&rw->lk);
-		return CO_EPERM; /* Go: "sync: Unlock of unlocked RWMutex" */
+		MISUSE(MISUSE_RWUNLOCK);
+		return CO_EPERM;
 	}
 	rw->writer = false;
 	if (rw->rq.head) {
@@ -597,8 +601,10 @@ CO_EXTERN int co_wg_add(co_wg *wgp, int64_t delta)
 		return CO_EINVAL;
 	int64_t v = atomic_fetch_add(&wg->counter, delta) + delta;
 	if (v < 0) {
-		/* Go panics "sync: negative WaitGroup counter"; undo, refuse. */
+		/* Go panics "sync: negative WaitGroup counter"; undo, refuse,
+		 * report. */
 		atomic_fetch_sub(&wg->counter, delta);
+		MISUSE(MISUSE_WG_NEGATIVE);
 		return CO_ERANGE;
 	}
 	if (v > 0 || delta == 0)

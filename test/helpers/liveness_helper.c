@@ -41,6 +41,13 @@
  *           came back.
  * select    prints "seq=<64 digits>", the indices chosen by 64 co_selects
  *           over two always-ready cases (two buffered channels kept full).
+ * misuse    misuses every object once from task "misuser" (so the
+ *           test can read the reports COPPER_MISUSE gives): unlocks an
+ *           unlocked mutex twice at one call site and once at another,
+ *           runlocks and unlocks an idle rwmutex, closes a closed channel,
+ *           sends on it (directly and in a select), and takes a wait
+ *           group below zero; prints "codes-ok" when every call returned
+ *           its code (-EPERM, -EPIPE, -ERANGE).
  * stall     run with COPPER_STALL_MS=50: a task named "cruncher" with the
  *           label job=crunch computes in stall_crunch() for 300 ms without
  *           a switch; then task 1 writes co_dump_json to stdout, where
@@ -619,6 +626,65 @@ static int mode_select(void)
 	return atomic_load(&failures) ? 1 : 0;
 }
 
+static _Atomic int misuse_codes_ok;
+
+static volatile int twice = 2; /* a loop the compiler cannot unroll */
+
+__attribute__((noinline)) static int unlock_twice(co_mutex *m)
+{
+	int bad = 0;
+
+	for (int i = 0; i < twice; i++)
+		bad += co_mutex_unlock(m) != CO_EPERM; /* one site, twice */
+	return bad;
+}
+
+static void task_misuser(void *arg)
+{
+	co_mutex m;
+	co_rwmutex rw;
+	co_wg wg;
+	int v = 1, bad = 0;
+	co_chan *c = co_chan_new(sizeof(int), 1);
+
+	(void)arg;
+	co_mutex_init(&m);
+	co_rwmutex_init(&rw);
+	co_wg_init(&wg);
+	bad += unlock_twice(&m);
+	bad += co_mutex_unlock(&m) != CO_EPERM; /* a second site */
+	bad += co_rwmutex_runlock(&rw) != CO_EPERM;
+	bad += co_rwmutex_unlock(&rw) != CO_EPERM;
+	bad += co_chan_close(c) != 0;
+	bad += co_chan_close(c) != CO_EPIPE;
+	bad += co_chan_send(c, &v) != CO_EPIPE;
+	co_case cs = {.op = CO_SEND, .chan = c, .elem = &v};
+	bad += co_select(&cs, 1, -1) != 0 || cs.result != CO_EPIPE;
+	bad += co_wg_add(&wg, -1) != CO_ERANGE;
+	co_chan_free(c);
+	atomic_store(&misuse_codes_ok, bad == 0);
+}
+
+static void task_main_misuse(void *arg)
+{
+	(void)arg;
+	if (!co_go_named("misuser", task_misuser, NULL))
+		fail("co_go failed");
+	co_sleep(50 * MS);
+}
+
+static int mode_misuse(void)
+{
+	watch("the misuse scenario did not finish", 10 * SEC);
+	int rc = co_run(task_main_misuse, NULL);
+	unwatch();
+	if (rc != 0)
+		fail("co_run returned %d (%s)", rc, co_errname(rc));
+	if (atomic_load(&misuse_codes_ok))
+		say("codes-ok");
+	return atomic_load(&failures) ? 1 : 0;
+}
+
 static _Atomic int crunch_stop, crunch_exit;
 static _Atomic uint64_t crunch_id;
 
@@ -672,7 +738,7 @@ int main(int argc, char **argv)
 	if (argc != 2) {
 		fprintf(stderr,
 			"usage: %s abandon | objects | bigframe | select | "
-			"stall\n",
+			"stall | misuse\n",
 			argv[0]);
 		return 64;
 	}
@@ -687,6 +753,8 @@ int main(int argc, char **argv)
 		return mode_select();
 	if (strcmp(argv[1], "stall") == 0)
 		return mode_stall();
+	if (strcmp(argv[1], "misuse") == 0)
+		return mode_misuse();
 	fprintf(stderr, "%s: unknown mode %s\n", argv[0], argv[1]);
 	return 64;
 }

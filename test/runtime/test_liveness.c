@@ -51,6 +51,10 @@
  *   9. Stalls        COPPER_STALL_MS=50 and a task computing for 300 ms:
  *                    the report on stderr names it, with its labels and
  *                    symbolized stack, and the JSON dump its longest run.
+ *  10. Misuse        unlocking what nobody holds, closing a closed
+ *                    channel, sending on it, a wait group below zero: the
+ *                    codes stay, and COPPER_MISUSE reports (once per call
+ *                    site), stops the program (fatal) or stays silent.
  *
  * How waits end.  Every wait has a deadline kept by something that
  * cannot be stranded: in this process a plain pthread (the watchdog),
@@ -1115,6 +1119,88 @@ static void test_liveness_stall_report(void **state)
 	assert_true(ns >= 50 * TU_MS);
 }
 
+/* ------------------------------------------------------------------------
+ * 10. Misuse reports (COPPER_MISUSE)
+ * ---------------------------------------------------------------------- */
+
+static int count_of(const char *text, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = strstr(text, what); p; p = strstr(p + 1, what))
+		n++;
+	return n;
+}
+
+static void run_misuse(const char *setting)
+{
+	const char *env[] = {setting, NULL};
+	bool killed = run_helper_env("misuse", 2, env, 30, &proc);
+
+	if (killed || !WIFEXITED(proc.status))
+		helper_fail(&proc, "%s: the misuse helper ended with %s",
+			    setting, status_text(proc.status, killed, 30));
+}
+
+/* Default: every call returns its code, each misuse is reported once per
+ * call site with the task's symbolized stack. */
+static void test_liveness_misuse_reported(void **state)
+{
+	static const char *const kinds[] = {
+		"copper: misuse: co_rwmutex_runlock of unlocked rwmutex",
+		"copper: misuse: co_rwmutex_unlock of unlocked rwmutex",
+		"copper: misuse: close of closed channel",
+		"copper: misuse: negative co_wg counter",
+	};
+
+	(void)state;
+	run_misuse("COPPER_MISUSE");
+	if (WEXITSTATUS(proc.status) != 0 || !strstr(proc.out, "codes-ok"))
+		helper_fail(&proc, "a misused call did not return its code");
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (count_of(proc.err, kinds[i]) != 1)
+			helper_fail(&proc, "want one \"%s\"", kinds[i]);
+	/* Two call sites of co_mutex_unlock, one of them hit twice. */
+	if (count_of(proc.err, "copper: misuse: co_mutex_unlock of unlocked "
+			       "mutex") != 2)
+		helper_fail(&proc, "want the mutex misuse once per call site");
+	/* The send directly and the send in a select: two sites. */
+	if (count_of(proc.err, "copper: misuse: send on closed channel") != 2)
+		helper_fail(&proc, "want both sends on the closed channel");
+	if (!strstr(proc.err, "\"copper.name\": \"misuser\"") ||
+	    !strstr(proc.err, "unlock_twice(...)\n\t") ||
+	    !strstr(proc.err, "task_misuser(...)\n\t") ||
+	    !strstr(proc.err, "co_chan_close(...)\n\t") ||
+	    !strstr(proc.err, "liveness_helper.c:"))
+		helper_fail(&proc, "the reports lack the task or its stack");
+}
+
+/* COPPER_MISUSE=fatal: Go's fatal error at the first misuse, exit 2. */
+static void test_liveness_misuse_fatal(void **state)
+{
+	(void)state;
+	run_misuse("COPPER_MISUSE=fatal");
+	if (WEXITSTATUS(proc.status) != 2 ||
+	    strncmp(proc.err, "fatal error: co_mutex_unlock of unlocked mutex",
+		    46) != 0 ||
+	    !strstr(proc.err, "unlock_twice(...)") ||
+	    strstr(proc.out, "codes-ok"))
+		helper_fail(&proc, "COPPER_MISUSE=fatal: want exit 2 with "
+				   "\"fatal error: co_mutex_unlock of unlocked "
+				   "mutex\" and the stack");
+}
+
+/* COPPER_MISUSE=silent: only the codes. */
+static void test_liveness_misuse_silent(void **state)
+{
+	(void)state;
+	run_misuse("COPPER_MISUSE=silent");
+	if (WEXITSTATUS(proc.status) != 0 || !strstr(proc.out, "codes-ok") ||
+	    strstr(proc.err, "misuse"))
+		helper_fail(&proc, "COPPER_MISUSE=silent: want the codes and "
+				   "no report");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_env, teardown_env)
 
 int main(void)
@@ -1144,6 +1230,10 @@ int main(void)
 		T(test_liveness_kernel_stuck_workers),
 		/* 9. Stall reports */
 		T(test_liveness_stall_report),
+		/* 10. Misuse reports */
+		T(test_liveness_misuse_reported),
+		T(test_liveness_misuse_fatal),
+		T(test_liveness_misuse_silent),
 	};
 	return cmocka_run_group_tests_name("runtime.liveness", tests, NULL,
 					   NULL);
