@@ -24,6 +24,8 @@
 # failure.  meson registers it only in builds without sanitizers (an ASan
 # library needs an ASan program).
 set -euo pipefail
+# meson test points LD_LIBRARY_PATH at the build tree; a user has none.
+unset LD_LIBRARY_PATH
 build=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
 tmp=$(mktemp -d)
@@ -40,7 +42,12 @@ pc=$(find "$tmp/root" -name copper.pc | head -n 1)
 [ -n "$pc" ] || fail "no copper.pc installed"
 export PKG_CONFIG_PATH=$(dirname "$pc")
 export PKG_CONFIG_SYSROOT_DIR="$tmp/root"
-libdir="$tmp/root$(pkg-config --variable=libdir copper)"
+libdir=$(pkg-config --variable=libdir copper)
+case $libdir in # pkgconf adds the sysroot to some paths, not to others
+"$tmp/root"/*) ;;
+*) libdir="$tmp/root$libdir" ;;
+esac
+[ -e "$libdir/libcopper.so" ] || fail "no libcopper.so in $libdir"
 cflags=$(pkg-config --cflags copper)
 CC=${CC:-cc}
 CXX=${CXX:-c++}
@@ -66,7 +73,23 @@ $out"
 "$CC" -O2 -g -o "$tmp/prog" "$src/user_prog.c" $cflags \
 	$(pkg-config --libs copper) -Wl,-rpath,"$libdir" ||
 	fail "C program, shared: compile"
-check_prog "C -O2 -g, shared library" "$("$tmp/prog")"
+ldd "$tmp/prog" | grep -q "$libdir/libcopper.so" ||
+	fail "the shared build does not load the installed libcopper.so: $(ldd "$tmp/prog")"
+check_prog "C -O2 -g, shared library" "$("$tmp/prog" "$tmp/gr.pb.gz")"
+
+# 1b. the same profile as a user reads it with Go's own tool
+if command -v go >/dev/null 2>&1; then
+	traces=$(HOME=$tmp GOFLAGS=-mod=mod go tool pprof -traces "$tmp/gr.pb.gz" 2>&1) ||
+		fail "go tool pprof -traces: $traces"
+	for f in start_x outer_x inner_x wait_here co_chan_recv; do
+		grep -qE "(^|[[:space:]])$f\$" <<<"$traces" ||
+			fail "go tool pprof -traces lacks $f:
+$traces"
+	done
+	echo "ok - go tool pprof -traces reads the chain"
+else
+	echo "ok - go tool pprof -traces # SKIP: go not installed"
+fi
 
 # 2. shared, -O2 without -g
 # shellcheck disable=SC2086

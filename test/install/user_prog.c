@@ -12,11 +12,16 @@
  * the script checks that every link of the chain is in it, with no clone
  * suffix (.isra, .constprop, .part) in any name.
  *
- * Output: "sum=<n>" and the profile; exit 0.
+ * Output: "sum=<n>" and the profile; exit 0.  With an argument, it also
+ * writes the profile as pprof protobuf (debug=0) to that path, for
+ * `go tool pprof -traces`.
  */
 #include <copper.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
+
+static const char *pprof_path;
 
 static co_mutex mu;
 static co_wg wg;
@@ -79,10 +84,19 @@ static void main_task(void *arg)
 	co_sleep(10 * CO_MILLISECOND);
 	fflush(stdout);
 	co_profile_write(co_profile_lookup("goroutine"), STDOUT_FILENO, 1);
+	if (pprof_path) {
+		int fd = open(pprof_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || co_profile_write(co_profile_lookup("goroutine"),
+					       fd, 0) != 0)
+			fprintf(stderr, "cannot write %s\n", pprof_path);
+		if (fd >= 0)
+			close(fd);
+	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	pprof_path = argc > 1 ? argv[1] : NULL;
 	int rc = co_run(main_task, NULL);
 
 	if (rc != 0)
