@@ -86,7 +86,8 @@ static void main_task(void *arg)
 	co_wg_init(&p.pool);
 	for (uintptr_t i = 0; i < SLEEPERS; i++)
 		co_go_named("sleeper", task_sleeper,
-			    (void *)(uintptr_t)(50000000 + i * 1000));
+			    (void *)(uintptr_t)(50 * CO_MILLISECOND +
+						i * CO_MICROSECOND));
 	co_wg_add(&p.pool, WORKERS);
 	for (int i = 0; i < WORKERS; i++)
 		co_go_named("prime-worker", task_worker, &p);
@@ -104,7 +105,7 @@ static void main_task(void *arg)
 	       ") in %.1f ms\n",
 	       count, NUMBERS, largest, (double)(co_now() - start) / 1e6);
 	while (co_num_tasks() > 1)
-		co_sleep(5000000);
+		co_sleep(5 * CO_MILLISECOND);
 	printf("demo: all tasks finished after %.1f ms\n",
 	       (double)(co_now() - start) / 1e6);
 	co_chan_free(p.jobs);

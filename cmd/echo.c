@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define IDLE_NS ((int64_t)60 * 1000000000)
+#define IDLE_NS (60 * CO_SECOND)
 
 static void task_echo(void *arg)
 {
@@ -53,7 +53,7 @@ static void main_task(void *arg)
 		if (c) {
 			co_go_named("echo conn", task_echo, c);
 		} else if (err == CO_EMFILE) {
-			co_sleep(10 * 1000000); /* wait for descriptors */
+			co_sleep(10 * CO_MILLISECOND); /* wait for descriptors */
 		} else {
 			fprintf(stderr, "echo: accept: %s\n", co_strerror(err));
 			break;

@@ -5,7 +5,7 @@
 
 static void task_hello(void *arg)
 {
-	co_sleep(1000000 * (int64_t)(uintptr_t)arg);
+	co_sleep(CO_MILLISECOND * (int64_t)(uintptr_t)arg);
 	printf("hello from task %llu after %d ms\n",
 	       (unsigned long long)co_self(), (int)(uintptr_t)arg);
 }
@@ -15,7 +15,7 @@ static void main_task(void *arg)
 	(void)arg;
 	for (uintptr_t i = 1; i <= 3; i++)
 		co_go(task_hello, (void *)i);
-	co_sleep(10 * 1000000);
+	co_sleep(10 * CO_MILLISECOND);
 	printf("%zu tasks left\n", co_num_tasks());
 }
 

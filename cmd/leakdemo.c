@@ -39,7 +39,7 @@ static void task_lookup(void *arg)
 	int value = l->key * 2;
 
 	if (l->key % 6 != 0)
-		co_sleep(2 * 1000000); /* most lookups are slow */
+		co_sleep(2 * CO_MILLISECOND); /* most lookups are slow */
 	co_chan_send(l->answer, &value); /* LEAK: nobody receives after a timeout */
 }
 
@@ -53,7 +53,7 @@ static void task_handle_request(void *arg)
 	l->key = (int)(intptr_t)arg;
 	co_go(task_lookup, l);
 	c = (co_case){.op = CO_RECV, .chan = l->answer, .elem = &value};
-	if (co_select(&c, 1, 1000000) == CO_ETIMEDOUT) {
+	if (co_select(&c, 1, CO_MILLISECOND) == CO_ETIMEDOUT) {
 		/* Give up after 1 ms.  The lookup still holds l and its channel:
 		 * both leak with it, as they would in Go. */
 		co_wg_done(&inflight);
@@ -104,7 +104,7 @@ static void main_task(void *arg)
 			printf("leakdemo: %6d requests served, %zu tasks alive\n",
 			       i, co_num_tasks());
 	}
-	co_sleep(5 * 1000000); /* let the fast lookups finish */
+	co_sleep(5 * CO_MILLISECOND); /* let the fast lookups finish */
 	printf("leakdemo: done in %.1f s; %zu tasks are still alive. Where are "
 	       "they?\n\n",
 	       (double)(co_now() - start) / 1e9, co_num_tasks());

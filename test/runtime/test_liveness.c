@@ -67,6 +67,7 @@
  * and teardown puts it back.
  */
 #include <pthread.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <time.h>
 
@@ -1016,6 +1017,36 @@ static void *kstuck_drain(void *arg)
 	return NULL;
 }
 
+/*
+ * The goroutine profile while both writers sit in write(2): libc's write
+ * has no frame pointer of its own, and the frame chain through it must
+ * end cleanly or go on through the writer's frames, never print a frame
+ * that is not code ("?(...)").  The writers show as running in
+ * task_kstuck_writer.
+ */
+static void kstuck_check_profile(void)
+{
+	static char text[65536];
+	int fd = memfd_create("kstuck-profile", MFD_CLOEXEC);
+	ssize_t n = -1;
+
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	CHECK_EQ(co_profile_write(co_profile_lookup("goroutine"), fd, 2), 0);
+	if (lseek(fd, 0, SEEK_SET) == 0)
+		n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	CHECK(n > 0);
+	if (n <= 0)
+		return;
+	text[n] = '\0';
+	CHECK(strstr(text, "task_kstuck_writer(...)") != NULL);
+	if (strstr(text, "\n?("))
+		tu_fail(__FILE__, __LINE__, "a frame that is not code in:\n%.3000s",
+			text);
+}
+
 static void task_main_kstuck(void *arg)
 {
 	long ticks_held;
@@ -1026,7 +1057,9 @@ static void task_main_kstuck(void *arg)
 	CHECK(co_go(task_kstuck_writer, NULL) != 0);
 	CHECK(co_go(task_kstuck_writer, NULL) != 0);
 	/* Task 1 keeps parking too: it must get a worker as well. */
-	co_sleep(KSTUCK_HOLD - 200 * TU_MS);
+	co_sleep(KSTUCK_HOLD / 2);
+	kstuck_check_profile();
+	co_sleep(KSTUCK_HOLD / 2 - 200 * TU_MS);
 	ticks_held = atomic_load(&kstuck_ticks);
 	printf("# both workers in write(2) for ~%lld ms: %ld ticks of 10 ms\n",
 	       (long long)(KSTUCK_HOLD / TU_MS), ticks_held);
