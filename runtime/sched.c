@@ -1415,7 +1415,8 @@ static void timers_run_all(struct worker *w)
  * behind it.  So an idle worker does not sleep unbounded while another
  * worker is busy: it wakes after watch_period and takes what waits in
  * runnext or a yield slot of a worker that has not switched since its
- * last look.  The period is WATCH_MIN_NS while some such task waits, and
+ * last look, so a task waits at most two periods.  The period is
+ * WATCH_MIN_NS while some such task waits, and
  * doubles up to WATCH_MAX_NS while none does; a look costs a few loads
  * per worker and no spinning.  Go needs no such watch, because its
  * sysmon preempts a goroutine that runs for 10 ms; C code cannot be
@@ -1425,7 +1426,7 @@ static void timers_run_all(struct worker *w)
  * leaving it to a monitor thread alone (a 10-20 ms tick is too slow for
  * a task that only wants the other core).
  */
-#define WATCH_MIN_NS 1000000   /* a waiting task is taken within ~1 ms */
+#define WATCH_MIN_NS 500000    /* a waiting task is taken within 1 ms */
 #define WATCH_MAX_NS 16000000  /* ... the back-off while nothing waits */
 
 static inline bool waits_behind(struct worker *v)
@@ -1925,10 +1926,12 @@ static void monitor_add_worker(void)
 	w->has_thread = true;
 	atomic_store_explicit(&S.nworkers, n + 1, memory_order_release);
 	if (pthread_create(&w->thread, NULL, worker_thread, w) != 0) {
-		/* Nobody queues on a worker that never ran: step back. */
+		/* Nobody queues on a worker that never ran: step back.  Its
+		 * loop stays open (a few descriptors, once): a thread that
+		 * read the count a moment ago may still send to its wake
+		 * handle. */
 		w->has_thread = false;
 		atomic_store_explicit(&S.nworkers, n, memory_order_release);
-		worker_destroy(w);
 	}
 }
 
