@@ -9,7 +9,8 @@
  *   task    a coroutine: a stack, a saved stack pointer and a record (Go's G).
  *   worker  an OS thread that runs tasks, with its own run queue, timer heap
  *           and libuv loop (Go's M and P in one: Copper never hands a
- *           worker's queue to another thread, so it needs no separate P).
+ *           worker's queue to another thread, so it needs no separate P;
+ *           when every worker is stuck in a task, the monitor adds one).
  *   slot    a fixed-size piece of a stack region: guard page, stack, and the
  *           task record at its top.  A slot is reused by many tasks.
  *   park    a task stops running until something readies it; its worker

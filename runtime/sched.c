@@ -70,8 +70,10 @@
  *     switches and a cold stack per park; direct switches halve the cost of
  *     ping-pong and yield.
  *   - A separate P as in Go: Copper does not hand a worker's run queue to
- *     another thread during a blocking system call, because blocking calls
- *     go to libuv's thread pool (co_blocking) and never block a worker.
+ *     another thread.  co_blocking sends blocking calls to libuv's pool;
+ *     for a task that blocks or computes without it, idle workers take
+ *     what waits behind it (the watch) and the monitor adds a worker when
+ *     every worker is stuck ("The monitor" below says why not handoffp).
  *   - One libuv loop on an I/O thread feeding all workers: every timer and
  *     completion would cross threads twice.  Per-worker loops keep a
  *     sleeping task's timer on the thread that will run it.
