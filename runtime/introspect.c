@@ -145,6 +145,64 @@ int introspect_walk_fp(uintptr_t fp, uintptr_t lo, uintptr_t hi,
 	return n;
 }
 
+static _Thread_local uintptr_t self_lo, self_hi
+	__attribute__((tls_model("initial-exec")));
+
+void introspect_thread_register(void)
+{
+	pthread_attr_t attr;
+	void *lo;
+	size_t size;
+
+	if (pthread_getattr_np(pthread_self(), &attr) != 0)
+		return;
+	if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+		self_lo = (uintptr_t)lo;
+		self_hi = (uintptr_t)lo + size;
+	}
+	pthread_attr_destroy(&attr);
+}
+
+int introspect_self_stack(uintptr_t *pcs, int max, const void *ucv,
+			  bool *leaf_is_pc)
+{
+	const ucontext_t *uc = ucv;
+	struct worker *w = sched_worker();
+	struct task *t = w ? w->current : NULL;
+	uintptr_t fp, sp, lo = self_lo, hi = self_hi;
+	int n = 0;
+
+	if (leaf_is_pc)
+		*leaf_is_pc = uc != NULL;
+	if (max <= 0)
+		return 0;
+	if (uc) {
+#if defined(__x86_64__)
+		pcs[n++] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+		fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+		sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+		pcs[n++] = (uintptr_t)uc->uc_mcontext.pc;
+		fp = (uintptr_t)uc->uc_mcontext.regs[29];
+		sp = (uintptr_t)uc->uc_mcontext.sp;
+#endif
+	} else {
+		fp = (uintptr_t)__builtin_frame_address(0);
+		sp = fp;
+	}
+	if (t && sp >= t->stack_lo && sp < t->stack_hi) {
+		lo = t->stack_lo;
+		hi = t->stack_hi;
+	} else if (w && w->sched_stack_lo && sp >= (uintptr_t)w->sched_stack_lo &&
+		   sp < (uintptr_t)w->sched_stack_lo + w->sched_stack_size) {
+		lo = (uintptr_t)w->sched_stack_lo;
+		hi = lo + w->sched_stack_size;
+	} else if (!(sp >= lo && sp < hi)) {
+		return n; /* an unknown stack: the pc alone */
+	}
+	return n + introspect_walk_fp(fp, lo, hi, pcs + n, max - n);
+}
+
 /* In the SIGURG handler of worker w, asked by the monitor (STALL_ASK):
  * the task it runs, with its stack from the interrupted registers. */
 void stall_capture_here(struct worker *w, uintptr_t pc, uintptr_t fp,

@@ -144,6 +144,23 @@ int introspect_walk_fp(uintptr_t fp, uintptr_t lo, uintptr_t hi,
 		       uintptr_t *pcs, int max)
 	__attribute__((visibility("hidden")));
 
+/*
+ * The calling thread's own stack, async-signal-safe: usable from a
+ * signal handler (pass its ucontext: the walk starts at the interrupted
+ * pc and frame), from malloc, from the sync primitives (NULL: from the
+ * caller's frame).  Bounded by the running task's stack, or the worker's
+ * thread stack when it runs no task, or the bounds a thread registered
+ * with introspect_thread_register; on any other thread only the
+ * interrupted pc is known.  pcs[0] is the exact pc when uc is given (then
+ * *leaf_is_pc is set), else a return address.  Returns the count.
+ */
+int introspect_self_stack(uintptr_t *pcs, int max, const void *uc,
+			  bool *leaf_is_pc)
+	__attribute__((visibility("hidden")));
+/* Records the calling thread's stack bounds for introspect_self_stack
+ * (not async-signal-safe: call it when the thread starts). */
+void introspect_thread_register(void) __attribute__((visibility("hidden")));
+
 /* Current task id and whether the runtime is running. */
 bool introspect_running(void) __attribute__((visibility("hidden")));
 

@@ -94,11 +94,9 @@ __attribute__((noinline)) void misuse_report(enum misuse_kind kind,
 		r.creator_id = t->creator_id;
 		r.creator_pc = t->creator_pc;
 		r.worker = t->worker ? t->worker->id : -1;
-		/* This frame's own record first: the printer hides the
-		 * runtime's leading frames and starts at the public call. */
-		r.npcs = introspect_walk_fp(
-			(uintptr_t)__builtin_frame_address(0), t->stack_lo,
-			t->stack_hi, pcs, STALL_PCS_MAX);
+		/* From here: the printer hides the runtime's leading
+		 * frames and starts at the public call. */
+		r.npcs = introspect_self_stack(pcs, STALL_PCS_MAX, NULL, NULL);
 		r.pcs = pcs;
 	}
 	if (stall_report_hook) {

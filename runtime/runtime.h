@@ -69,17 +69,22 @@
  *                                       v
  *                                     DEAD
  *
- * Transitions and the functions that perform them:
- *   DEAD -> RUNNABLE          sched_spawn (co_go)
- *   RUNNABLE -> RUNNING       sched_run_next, sched_switch_to
- *   RUNNING -> RUNNABLE       co_yield
- *   RUNNING -> WAITING        sched_park
- *   RUNNING -> SYSCALL        co_blocking
- *   WAITING/SYSCALL -> RUNNABLE  sched_ready
- *   RUNNING -> DEAD           sched_task_exit (the slot is freed after the
+ * Transitions and the functions that perform them (sched.c), each through
+ * task_set_state, which asserts that the transition is one of these:
+ *   DEAD -> RUNNABLE          spawn (co_go, co_go_named, co_run)
+ *   RUNNABLE -> RUNNING       mark_running (run_task, switch_from)
+ *   RUNNING -> RUNNABLE       sched_yield_task and yield_slow (co_yield);
+ *                             spawn_run_child (a spawn storm's co_go)
+ *   RUNNING -> WAITING        sched_park (sched_park_on, co_sleep, ...)
+ *   RUNNING -> SYSCALL        sched_park from co_blocking
+ *   WAITING/SYSCALL -> RUNNABLE  task_make_runnable: sched_ready and
+ *                             sleep_fire, the only two ready paths, both
+ *                             followed by a wake-up (wakep)
+ *   RUNNING -> DEAD           task_exit (the slot is freed after the
  *                             switch away from it)
  *
- * Keep in sync with task_state_names[] and with the profiler's text formats.
+ * Keep in sync with task_state_names[], with introspect_state and with
+ * the profiler's text formats.
  * ---------------------------------------------------------------------- */
 enum task_state {
 	TASK_DEAD = 0,
@@ -179,6 +184,39 @@ struct task {
 
 /* Debug checker of the state table's invariants; use as assert(task_check(t)). */
 CO_INTERNAL bool task_check(const struct task *t);
+
+/* True for the transitions of the table above. */
+static inline bool task_transition_ok(enum task_state from,
+				      enum task_state to)
+{
+	switch (to) {
+	case TASK_RUNNABLE:
+		return from == TASK_DEAD || from == TASK_RUNNING ||
+		       from == TASK_WAITING || from == TASK_SYSCALL;
+	case TASK_RUNNING:
+		return from == TASK_RUNNABLE;
+	case TASK_WAITING:
+	case TASK_SYSCALL:
+	case TASK_DEAD:
+		return from == TASK_RUNNING;
+	default:
+		return false;
+	}
+}
+
+/*
+ * The one way a task's state changes (SQLite's assert_pager_state habit):
+ * from is the state the caller knows the task is in, and debug builds
+ * check both that and the transition.  mo orders the store as the call
+ * site needs (release where the state publishes the fields before it).
+ */
+#define task_set_state(t, from, to, mo)                                        \
+	do {                                                                   \
+		assert(atomic_load_explicit(&(t)->state,                       \
+					    memory_order_relaxed) == (from));  \
+		assert(task_transition_ok((from), (to)));                      \
+		atomic_store_explicit(&(t)->state, (to), (mo));                \
+	} while (0)
 
 /* ------------------------------------------------------------------------
  * Spinlocks and wait queues (used by chan.c, select.c, sync.c)

@@ -683,7 +683,7 @@ static inline void mark_running(struct worker *w, struct task *t)
 		snapshot_before_run(t);
 	w->current = t;
 	t->worker = w;
-	atomic_store_explicit(&t->state, TASK_RUNNING, memory_order_relaxed);
+	task_set_state(t, TASK_RUNNABLE, TASK_RUNNING, memory_order_relaxed);
 	atomic_store_explicit(&w->nswitch,
 			      atomic_load_explicit(&w->nswitch,
 						   memory_order_relaxed) + 1,
@@ -756,7 +756,7 @@ void sched_park(enum task_state state, enum wait_reason why,
 	assert(t && (state == TASK_WAITING || state == TASK_SYSCALL));
 	atomic_store_explicit(&t->wait_reason, why, memory_order_relaxed);
 	t->wait_since = sched_coarse_now();
-	atomic_store_explicit(&t->state, state, memory_order_release);
+	task_set_state(t, TASK_RUNNING, state, memory_order_release);
 	if (runtime_hooks.park)
 		runtime_hooks.park(t, why);
 	w->after_op = AFTER_PARK;
@@ -804,8 +804,11 @@ static inline void task_make_runnable(struct task *t)
 	assert(task_check(t));
 	if (runtime_hooks.unpark)
 		runtime_hooks.unpark(t);
+	enum task_state from = atomic_load_explicit(&t->state,
+						    memory_order_relaxed);
+	assert(from == TASK_WAITING || from == TASK_SYSCALL);
 	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
-	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+	task_set_state(t, from, TASK_RUNNABLE, memory_order_relaxed);
 }
 
 void sched_ready(struct task *t)
@@ -849,7 +852,7 @@ static _Noreturn void task_exit(void)
 		request_stop(); /* co_run returns; the rest are abandoned */
 	task_release(t);
 	t->id = 0;
-	atomic_store_explicit(&t->state, TASK_DEAD, memory_order_release);
+	task_set_state(t, TASK_RUNNING, TASK_DEAD, memory_order_release);
 	atomic_store_explicit(&w->nexited,
 			      atomic_load_explicit(&w->nexited,
 						   memory_order_relaxed) + 1,
@@ -924,8 +927,8 @@ static void task_set_name(struct task *t, const char *name)
 static void spawn_run_child(struct worker *w, struct task *parent,
 			    struct task *child)
 {
-	atomic_store_explicit(&parent->state, TASK_RUNNABLE,
-			      memory_order_relaxed);
+	task_set_state(parent, TASK_RUNNING, TASK_RUNNABLE,
+		       memory_order_relaxed);
 	w->after_op = AFTER_SPAWN;
 	w->after_task = parent;
 	switch_from(w, parent, child);
@@ -967,7 +970,7 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 	switch_init_stack(&t->ctx, (void *)t, task_main, t);
 	if (runtime_hooks.spawn)
 		runtime_hooks.spawn(t, parent);
-	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+	task_set_state(t, TASK_DEAD, TASK_RUNNABLE, memory_order_relaxed);
 	atomic_store_explicit(&w->nspawned,
 			      atomic_load_explicit(&w->nspawned,
 						   memory_order_relaxed) + 1,
@@ -1023,7 +1026,7 @@ static __attribute__((noinline)) bool yield_slow(struct worker *w,
 	    timer_next(w) == INT64_MAX &&
 	    !atomic_load_explicit(&S.stopping, memory_order_relaxed))
 		return false; /* nobody else to run here */
-	atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+	task_set_state(t, TASK_RUNNING, TASK_RUNNABLE, memory_order_relaxed);
 	if (next) {
 		/* Keep round-robin order: the slot's task goes behind the
 		 * ring, the caller behind it. */
@@ -1077,8 +1080,8 @@ void sched_yield_task(void)
 					memory_order_relaxed)) &&
 	    likely((next = atomic_exchange(&w->yield_slot, NULL)) != NULL)) {
 		w->tick = tick;
-		atomic_store_explicit(&t->state, TASK_RUNNABLE,
-				      memory_order_relaxed);
+		task_set_state(t, TASK_RUNNING, TASK_RUNNABLE,
+			       memory_order_relaxed);
 		w->after_op = AFTER_YIELD_SLOT;
 		w->after_task = t;
 	} else {
@@ -2051,6 +2054,7 @@ static void *monitor_run(void *arg)
 	(void)arg;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	introspect_thread_register();
 	pthread_mutex_lock(&S.run_lock);
 	int64_t period = MONITOR_PERIOD_NS;
 	if (S.cfg.stall_ns && S.cfg.stall_ns / 2 < period)

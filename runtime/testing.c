@@ -82,6 +82,16 @@ int testing_worker_id(void)
 	return w && w->current ? w->id : -1;
 }
 
+int testing_self_stack(uintptr_t *pcs, int max)
+{
+	return introspect_self_stack(pcs, max, NULL, NULL);
+}
+
+void testing_thread_register(void)
+{
+	introspect_thread_register();
+}
+
 /* COPPER_TEST_GUARD_MODE=mprotect|canary forces a stack-guard fallback
  * (docs/environment.md), read at every co_run. */
 static int testing_guard_mode_env(void)

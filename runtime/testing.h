@@ -29,5 +29,9 @@ TESTING_API void testing_stack_counts(size_t *carved, size_t *pooled);
 TESTING_API int testing_nprocs(void);
 /* Worker index running the calling task, -1 outside tasks. */
 TESTING_API int testing_worker_id(void);
+/* introspect_self_stack from the caller's frame (return addresses), and
+ * introspect_thread_register for the calling thread. */
+TESTING_API int testing_self_stack(uintptr_t *pcs, int max);
+TESTING_API void testing_thread_register(void);
 
 #endif /* COPPER_RUNTIME_TESTING_H */

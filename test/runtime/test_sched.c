@@ -839,6 +839,63 @@ static void test_sched_run_null_main_returns_einval(void **state)
 	tu_run(task_main_empty, NULL);
 }
 
+/* ------------------------------------------------------------------------
+ * introspect_self_stack (through testing_self_stack)
+ * ---------------------------------------------------------------------- */
+
+static uintptr_t self_pcs[64];
+static int self_n;
+
+/* The walk from inside a task reaches this function and its caller. */
+__attribute__((noinline)) static void self_stack_here(void)
+{
+	self_n = testing_self_stack(self_pcs, 64);
+	__asm__ volatile("" ::: "memory"); /* not a tail call */
+}
+
+__attribute__((noinline)) static void task_self_stack(void *arg)
+{
+	(void)arg;
+	self_stack_here();
+	__asm__ volatile("" ::: "memory");
+}
+
+static bool pcs_hit(uintptr_t fn)
+{
+	for (int i = 0; i < self_n; i++)
+		if (self_pcs[i] > fn && self_pcs[i] < fn + 512)
+			return true;
+	return false;
+}
+
+static void *thread_self_stack(void *arg)
+{
+	(void)arg;
+	self_n = testing_self_stack(self_pcs, 64); /* unregistered: none */
+	int before = self_n;
+	testing_thread_register();
+	self_stack_here();
+	return (void *)(intptr_t)before;
+}
+
+static void test_sched_self_stack_walks_own_frames(void **state)
+{
+	pthread_t th;
+	void *before;
+
+	(void)state;
+	self_n = 0;
+	tu_run(task_self_stack, NULL);
+	assert_true(self_n >= 2);
+	assert_true(pcs_hit((uintptr_t)self_stack_here));
+	assert_true(pcs_hit((uintptr_t)task_self_stack));
+	/* A thread of the program's: nothing until it registers. */
+	assert_int_equal(pthread_create(&th, NULL, thread_self_stack, NULL), 0);
+	assert_int_equal(pthread_join(th, &before), 0);
+	assert_int_equal((int)(intptr_t)before, 0);
+	assert_true(pcs_hit((uintptr_t)self_stack_here));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -867,6 +924,7 @@ int main(void)
 		cmocka_unit_test(test_sched_run_from_other_thread_returns_ebusy),
 		cmocka_unit_test(test_sched_run_abandoned_tasks_leak_nothing),
 		cmocka_unit_test(test_sched_run_null_main_returns_einval),
+		cmocka_unit_test(test_sched_self_stack_walks_own_frames),
 	};
 	return cmocka_run_group_tests_name("runtime.sched", tests, NULL, NULL);
 }
