@@ -2021,7 +2021,11 @@ static bool monitor_look(int64_t now)
 		uint64_t sw = atomic_load_explicit(&w->nswitch,
 						   memory_order_relaxed);
 		bool is_idle = atomic_load(&w->idle) || !w->has_thread;
-		if (is_idle || sw != w->mon_sw || w->mon_since == 0) {
+		/* Only a task can be stuck: a worker in its scheduler (or
+		 * whose thread has not started yet) is not. */
+		bool in_task = __atomic_load_n(&w->current, __ATOMIC_RELAXED);
+		if (is_idle || !in_task || sw != w->mon_sw ||
+		    w->mon_since == 0) {
 			if (w->stall_reported)
 				stall_end(w, now);
 			w->mon_sw = sw;
