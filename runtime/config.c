@@ -70,6 +70,7 @@ int config_load(struct config *cfg)
 	cfg->stack_size = STACK_DEFAULT;
 	cfg->stall_ns = 0;
 	cfg->misuse = MISUSE_REPORT;
+	cfg->sigquit = true;
 
 	if ((s = getenv("COPPER_PROCS")) != NULL) {
 		if (!parse_size(s, false, &v) || v < 1 || v > PROCS_MAX)
@@ -91,6 +92,11 @@ int config_load(struct config *cfg)
 				       "want milliseconds from 0 (off) to "
 				       "3600000");
 		cfg->stall_ns = (int64_t)v * 1000000;
+	}
+	if ((s = getenv("COPPER_SIGQUIT")) != NULL) {
+		if (strcmp(s, "0") != 0 && strcmp(s, "1") != 0)
+			return bad_env("COPPER_SIGQUIT", s, "want 0 or 1");
+		cfg->sigquit = s[0] == '1';
 	}
 	if ((s = getenv("COPPER_MISUSE")) != NULL) {
 		if (strcmp(s, "report") == 0)

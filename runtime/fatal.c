@@ -219,7 +219,7 @@ static void dump_timed_out(int sig)
 
 /* The full dump of every task, symbolized, is not async-signal-safe: try
  * it with an alarm that still ends the process with status 2. */
-static void try_full_dump(void)
+void fatal_dump_all(void)
 {
 	struct sigaction sa;
 
@@ -269,7 +269,7 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
 		 * canary), the overflow wrote over its neighbours' stacks and
 		 * records, and a dump could trip over them. */
 		if (stack_addr_in_guard(t, (uintptr_t)si->si_addr))
-			try_full_dump();
+			fatal_dump_all();
 		_exit(2);
 	}
 	/* Not ours: put the previous disposition back and return; the

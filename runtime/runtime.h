@@ -257,6 +257,7 @@ struct config {
 	size_t stack_size;      /* COPPER_STACK_SIZE, usable bytes per task */
 	int64_t stall_ns;       /* COPPER_STALL_MS in ns, 0: no stall reports */
 	int misuse;             /* COPPER_MISUSE: enum misuse_mode */
+	bool sigquit;           /* COPPER_SIGQUIT: SIGQUIT dumps and exits */
 };
 
 /* Reads COPPER_* into cfg; prints a message naming the variable and
@@ -680,6 +681,18 @@ CO_INTERNAL void misuse_report(enum misuse_kind kind, uintptr_t site);
  * ---------------------------------------------------------------------- */
 CO_INTERNAL _Noreturn void co_fatal(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
+/* Prints every task (the fatal dumper, under an alarm) to stderr; for
+ * signal handlers that end the process next. */
+CO_INTERNAL void fatal_dump_all(void);
+
+/* ------------------------------------------------------------------------
+ * Signals (signal.c): the workers' mask and SIGQUIT.
+ * ---------------------------------------------------------------------- */
+/* The signals a worker blocks: all but the synchronous ones and SIGURG. */
+CO_INTERNAL void signal_worker_mask(sigset_t *set);
+CO_INTERNAL int signal_init(const struct config *cfg);
+CO_INTERNAL void signal_destroy(void);
+
 /* Installs the SIGSEGV/SIGBUS handler on an alternate stack that turns a
  * fault in a guard page into "fatal error: stack overflow" naming the task. */
 CO_INTERNAL int fatal_signals_init(void);

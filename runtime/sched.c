@@ -1675,20 +1675,6 @@ static void worker_bind_thread(struct worker *w)
 	}
 }
 
-/* The signals a worker blocks: all but the synchronous ones (a fault
- * must reach its handler) and SIGURG (snapshot requests, introspect.c).
- * Process-directed signals, SIGPIPE and the dump signal included, are
- * left to other threads (the dump thread takes the dump signal). */
-static void worker_blocked_signals(sigset_t *set)
-{
-	sigfillset(set);
-	sigdelset(set, SIGSEGV);
-	sigdelset(set, SIGBUS);
-	sigdelset(set, SIGFPE);
-	sigdelset(set, SIGILL);
-	sigdelset(set, SIGURG);
-}
-
 /*
  * libuv starts its thread pool inside the first request that needs one,
  * and the pool's threads inherit the signal mask of the thread making it:
@@ -1703,7 +1689,7 @@ static void *worker_thread(void *arg)
 
 	/* Exactly the workers' mask, whatever the creating thread blocked
 	 * (the monitor blocks everything, SIGSEGV and SIGURG included). */
-	worker_blocked_signals(&all);
+	signal_worker_mask(&all);
 	pthread_sigmask(SIG_SETMASK, &all, NULL);
 	worker_bind_thread(w);
 	fatal_thread_init();
@@ -1801,8 +1787,12 @@ static int runtime_init(void)
 		goto out_workers;
 	if ((err = snapshot_signal_init()) != 0)
 		goto out_fatal;
+	if ((err = signal_init(&S.cfg)) != 0)
+		goto out_snapshot;
 	return 0;
 
+out_snapshot:
+	snapshot_signal_destroy();
 out_fatal:
 	fatal_signals_destroy();
 out_workers:
@@ -1835,6 +1825,7 @@ static void release_abandoned(struct task *t, void *arg)
 static void runtime_fini(void)
 {
 	stack_each_slot(release_abandoned, NULL);
+	signal_destroy();
 	snapshot_signal_destroy();
 	fatal_signals_destroy();
 	free(S.workers);

@@ -48,6 +48,8 @@
  *           sends on it (directly and in a select), and takes a wait
  *           group below zero; prints "codes-ok" when every call returned
  *           its code (-EPERM, -EPIPE, -ERANGE).
+ * quit      task 1 starts "stuckone", parked on a channel for ever,
+ *           prints "ready" and sleeps 10 s: the test sends SIGQUIT.
  * stall     run with COPPER_STALL_MS=50: a task named "cruncher" with the
  *           label job=crunch computes in stall_crunch() for 300 ms without
  *           a switch; then task 1 writes co_dump_json to stdout, where
@@ -685,6 +687,32 @@ static int mode_misuse(void)
 	return atomic_load(&failures) ? 1 : 0;
 }
 
+static void task_stuckone(void *arg)
+{
+	co_chan_recv(arg, NULL);
+}
+
+static void task_main_quit(void *arg)
+{
+	co_chan *never = co_chan_new(sizeof(int), 0);
+
+	(void)arg;
+	if (!co_go_named("stuckone", task_stuckone, never))
+		fail("co_go failed");
+	co_sleep(10 * MS);
+	say("ready");
+	fflush(stdout);
+	co_sleep(10 * SEC);
+}
+
+static int mode_quit(void)
+{
+	int rc = co_run(task_main_quit, NULL);
+
+	say("co_run returned %d", rc); /* SIGQUIT should have ended us */
+	return 1;
+}
+
 static _Atomic int crunch_stop, crunch_exit;
 static _Atomic uint64_t crunch_id;
 
@@ -738,7 +766,7 @@ int main(int argc, char **argv)
 	if (argc != 2) {
 		fprintf(stderr,
 			"usage: %s abandon | objects | bigframe | select | "
-			"stall | misuse\n",
+			"stall | misuse | quit\n",
 			argv[0]);
 		return 64;
 	}
@@ -755,6 +783,8 @@ int main(int argc, char **argv)
 		return mode_stall();
 	if (strcmp(argv[1], "misuse") == 0)
 		return mode_misuse();
+	if (strcmp(argv[1], "quit") == 0)
+		return mode_quit();
 	fprintf(stderr, "%s: unknown mode %s\n", argv[0], argv[1]);
 	return 64;
 }

@@ -184,6 +184,15 @@ static void test_config_misuse_invalid_refused(void **state)
 		check_refused("COPPER_MISUSE", bad[i]);
 }
 
+static void test_config_sigquit_invalid_refused(void **state)
+{
+	static const char *const bad[] = {"", "2", "yes", "01", "1 "};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		check_refused("COPPER_SIGQUIT", bad[i]);
+}
+
 static void test_config_stall_ms_valid_starts(void **state)
 {
 	static const char *const good[] = {"0", "1", "50", "3600000"};
@@ -341,6 +350,7 @@ int main(void)
 		T(test_config_stall_ms_invalid_refused),
 		T(test_config_stall_ms_valid_starts),
 		T(test_config_misuse_invalid_refused),
+		T(test_config_sigquit_invalid_refused),
 		/* 5. After a refusal */
 		T(test_config_refusal_leaves_runtime_usable),
 	};

@@ -55,6 +55,9 @@
  *                    channel, sending on it, a wait group below zero: the
  *                    codes stay, and COPPER_MISUSE reports (once per call
  *                    site), stops the program (fatal) or stays silent.
+ *  11. SIGQUIT       kill -QUIT prints every task (debug=2) on stderr and
+ *                    exits 2, as Go does; COPPER_SIGQUIT=0 leaves the
+ *                    signal to the program.
  *
  * How waits end.  Every wait has a deadline kept by something that
  * cannot be stranded: in this process a plain pthread (the watchdog),
@@ -68,6 +71,7 @@
  */
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <time.h>
 
@@ -1234,6 +1238,90 @@ static void test_liveness_misuse_silent(void **state)
 				   "no report");
 }
 
+/* ------------------------------------------------------------------------
+ * 11. SIGQUIT: every task on stderr, exit 2 (Go's behaviour)
+ * ---------------------------------------------------------------------- */
+
+/* Starts the helper in mode quit with setting in its environment, waits
+ * for its "ready", sends it sig, and collects it into proc. */
+static void run_quit(const char *setting, int sig)
+{
+	int out[2], err[2];
+	char *argv[] = {(char *)tu_helper("COPPER_TEST_LIVENESS_HELPER"),
+			(char *)"quit", NULL};
+	size_t nout = 0, nerr = 0;
+	bool out_open = true, err_open = true, sent = false;
+	int64_t end = co_now() + 20 * TU_SEC;
+
+	memset(&proc, 0, sizeof(proc));
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(out[1], STDOUT_FILENO);
+		dup2(err[1], STDERR_FILENO);
+		struct rlimit nocore = {0, 0};
+		setrlimit(RLIMIT_CORE, &nocore); /* SIGQUIT's default dumps */
+		putenv((char *)setting);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	while ((out_open || err_open) && co_now() < end) {
+		struct pollfd fds[2] = {
+			{.fd = out_open ? out[0] : -1, .events = POLLIN},
+			{.fd = err_open ? err[0] : -1, .events = POLLIN},
+		};
+		if (poll(fds, 2, 100) < 0)
+			continue;
+		if (fds[0].revents)
+			tu_drain(out[0], proc.out, &nout, sizeof(proc.out),
+				 &out_open);
+		if (fds[1].revents)
+			tu_drain(err[0], proc.err, &nerr, sizeof(proc.err),
+				 &err_open);
+		if (!sent && strstr(proc.out, "ready")) {
+			kill(pid, sig);
+			sent = true;
+		}
+	}
+	if (out_open || err_open)
+		kill(pid, SIGKILL);
+	close(out[0]);
+	close(err[0]);
+	while (waitpid(pid, &proc.status, 0) < 0)
+		assert_int_equal(errno, EINTR);
+	if (!sent)
+		helper_fail(&proc, "the quit helper never said ready");
+}
+
+static void test_liveness_sigquit_dumps_and_exits_2(void **state)
+{
+	(void)state;
+	run_quit("COPPER_SIGQUIT=1", SIGQUIT);
+	if (!WIFEXITED(proc.status) || WEXITSTATUS(proc.status) != 2 ||
+	    strncmp(proc.err, "SIGQUIT: quit\n", 14) != 0 ||
+	    !strstr(proc.err, "goroutine 1 [sleep]:") ||
+	    !strstr(proc.err, "[chan receive labels:{\"copper.name\": "
+			      "\"stuckone\"}]:") ||
+	    !strstr(proc.err, "task_main_quit(...)"))
+		helper_fail(&proc, "SIGQUIT: want exit 2 with every task on "
+				   "stderr");
+}
+
+static void test_liveness_sigquit_0_leaves_it_alone(void **state)
+{
+	(void)state;
+	run_quit("COPPER_SIGQUIT=0", SIGQUIT);
+	if (!WIFSIGNALED(proc.status) || WTERMSIG(proc.status) != SIGQUIT ||
+	    strstr(proc.err, "SIGQUIT: quit"))
+		helper_fail(&proc, "COPPER_SIGQUIT=0: want the default action "
+				   "(killed by SIGQUIT), no dump");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_env, teardown_env)
 
 int main(void)
@@ -1267,6 +1355,9 @@ int main(void)
 		T(test_liveness_misuse_reported),
 		T(test_liveness_misuse_fatal),
 		T(test_liveness_misuse_silent),
+		/* 11. SIGQUIT */
+		T(test_liveness_sigquit_dumps_and_exits_2),
+		T(test_liveness_sigquit_0_leaves_it_alone),
 	};
 	return cmocka_run_group_tests_name("runtime.liveness", tests, NULL,
 					   NULL);
