@@ -807,6 +807,7 @@ static inline void task_make_runnable(struct task *t)
 	enum task_state from = atomic_load_explicit(&t->state,
 						    memory_order_relaxed);
 	assert(from == TASK_WAITING || from == TASK_SYSCALL);
+	(void)from; /* read by the asserts only */
 	atomic_store_explicit(&t->wait_reason, WAIT_NONE, memory_order_relaxed);
 	task_set_state(t, from, TASK_RUNNABLE, memory_order_relaxed);
 }
