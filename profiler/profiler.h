@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #define PROF_INTERNAL __attribute__((visibility("hidden")))
 
@@ -98,6 +99,9 @@ struct prof_frame {
 	bool inlined;              /* not the last frame of its address */
 };
 
+/* Frames of one address's inline chain that a printer asks for. */
+#define PROF_INLINE_MAX 32
+
 /* Symbolizes one stack entry: pc is a return address unless exact.
  * Returns the number of frames (inline chain, innermost first), ≥ 1. */
 PROF_INTERNAL int prof_symbolize(uintptr_t pc, bool exact,
@@ -118,6 +122,115 @@ PROF_INTERNAL int prof_pprof_symbolize(void *ctx, uintptr_t pc,
 /* Adds the process's executable mappings to a pprof builder. */
 struct pprof_builder;
 PROF_INTERNAL int prof_pprof_add_mappings(struct pprof_builder *b);
+
+/* ------------------------------------------------------------------------
+ * The debug=1 text every profile shares (textfmt.c)
+ *
+ * Past its first lines, Go prints every pprof text profile at debug=1 the
+ * same way (pprof-formats.md 2.0): records with equal stacks merged, each
+ * a header line ending in "@ <pc> <pc> ...", the frames as TAB-aligned
+ * "#\t<pc-1>\t<func>+<off>\t<file>:<line>" lines, then an empty line.
+ * Only the numbers before the "@" differ: "<count>" for goroutine (2.2),
+ * "<inuse>: <bytes> [<allocs>: <bytes>]" for heap (2.4), "<cycles>
+ * <count>" for block and mutex (2.5).  The goroutine profile prints
+ * through these; heap, block and mutex are to print through them too.
+ *
+ * A profile describes its records as textfmt_stack views (a callback
+ * and a comparator over them), groups them with textfmt_records_group,
+ * sets each group's `order` if it does not sort by count (summing over
+ * its records from `first`), sorts with textfmt_groups_sort, and for
+ * each group prints its own numbers, " ", the group's key, "\n", and
+ * textfmt_frames_write.  The `s` these take is read only for its
+ * hide_entry (the task entries never shown); a profile without a
+ * snapshot fills one with introspect_task_entries, as stall.c does.
+ * ---------------------------------------------------------------------- */
+
+/* One record's stack, as the writer reads it: a view into the caller's
+ * record, valid while that record is. */
+struct textfmt_stack {
+	const uintptr_t *pcs;         /* leaf first, return addresses but
+					 for an exact leaf */
+	const struct labels *labels;  /* NULL: no "# labels:" line */
+	int npcs;                     /* entries in pcs */
+	bool leaf_is_pc;              /* pcs[0] is an exact pc (a running
+					 task's leaf), not a return */
+};
+
+/* Fills *st from the record at elem, an element of the caller's array. */
+typedef void (*textfmt_stack_fn)(const void *elem, struct textfmt_stack *st);
+
+/* Orders label sets by content, no labels first. */
+PROF_INTERNAL int textfmt_labels_cmp(const struct labels *a,
+				     const struct labels *b);
+
+/* Orders stacks by length, leaf kind and addresses, then label sets:
+ * equal means one group.  Inline because a profile's comparator calls it
+ * for every comparison of a sort over all its records. */
+static inline int textfmt_stack_cmp(const struct textfmt_stack *a,
+				    const struct textfmt_stack *b)
+{
+	int c;
+
+	if (a->npcs != b->npcs)
+		return a->npcs < b->npcs ? -1 : 1;
+	if (a->leaf_is_pc != b->leaf_is_pc)
+		return a->leaf_is_pc ? 1 : -1;
+	c = memcmp(a->pcs, b->pcs, (size_t)a->npcs * sizeof(uintptr_t));
+	return c ? c : textfmt_labels_cmp(a->labels, b->labels);
+}
+
+/* The records of one (stack, labels). */
+struct textfmt_group {
+	struct textfmt_stack stack;   /* theirs (all equal); set by grouping */
+	size_t first;                 /* index of the first in the sorted
+					 array, the rest follow; grouping */
+	int64_t count;                /* how many; set by grouping */
+	int64_t order;                /* sorted by, descending: count as
+					 grouping sets it, or the caller's
+					 (heap: in-use bytes; block and
+					 mutex: cycles) */
+	char *key;                    /* "@ 0x.. 0x..[\n# labels: {...}]",
+					 set by textfmt_groups_sort */
+};
+
+/* Sorts the n records of size bytes at recs in place with cmp, which
+ * must order them as textfmt_stack_cmp orders their stacks (build both
+ * views in cmp and call it: see textfmt.c on speed), and returns one
+ * group per run of equal records in *out (free with
+ * textfmt_groups_free); the number of groups, or -ENOMEM. */
+PROF_INTERNAL long textfmt_records_group(void *recs, size_t n, size_t size,
+					 int (*cmp)(const void *, const void *),
+					 textfmt_stack_fn stack_of,
+					 struct textfmt_group **out);
+/* Gives every group its key and sorts by order descending, then key, as
+ * Go's keysByCount; 0 or -ENOMEM. */
+PROF_INTERNAL int textfmt_groups_sort(struct textfmt_group *g, long n);
+PROF_INTERNAL void textfmt_groups_free(struct textfmt_group *g, long n);
+
+/* Called for each frame shown: stack entry i of st, frame k of its
+ * inline chain fr[0..nf). */
+typedef void (*textfmt_frame_fn)(const struct textfmt_stack *st, int i,
+				 const struct prof_frame *fr, int k,
+				 void *arg);
+/* Passes fn the frames of st a printer shows, innermost first: never a
+ * task entry; with hide_internal, not the leading frames of Copper's
+ * runtime either (Go's allFrames=false).  Returns how many it passed. */
+PROF_INTERNAL int textfmt_frames_each(const struct snapshot *s,
+				      const struct textfmt_stack *st,
+				      bool hide_internal, textfmt_frame_fn fn,
+				      void *arg);
+/* Copies to out (room for st->npcs) the entries of st that are not task
+ * entries, for a proto sample; returns how many. */
+PROF_INTERNAL int textfmt_pcs_shown(const struct snapshot *s,
+				    const struct textfmt_stack *st,
+				    uintptr_t *out);
+/* Writes one record's frame lines, aligned as Go's tabwriter aligns them,
+ * and the empty line that ends the record.  all_frames: Copper's leading
+ * runtime frames too (block, mutex); else hidden, unless that hides every
+ * frame (goroutine, heap).  "#\t0x0" if nothing is left to show. */
+PROF_INTERNAL void textfmt_frames_write(FILE *f, const struct snapshot *s,
+					const struct textfmt_stack *st,
+					bool all_frames);
 
 /* ------------------------------------------------------------------------
  * The goroutine profile (goroutine.c)
