@@ -62,9 +62,18 @@ const char *introspect_guard_mode(void)
 	return stack_guard_mode_names[stack_guard_mode()];
 }
 
-struct runtime_hooks *introspect_hooks(void)
+bool introspect_task_info(const void *handle, struct task_info *info)
 {
-	return &runtime_hooks;
+	struct task *t = (struct task *)handle;
+	enum task_state s;
+
+	if (!t)
+		return false;
+	s = atomic_load(&t->state);
+	if (s == TASK_DEAD || t->id == 0)
+		return false;
+	info_fill(info, t, s);
+	return true;
 }
 
 void *introspect_self_labels(void)
@@ -296,6 +305,7 @@ static void info_fill(struct task_info *info, struct task *t,
 	info->stack_lo = t->stack_lo;
 	info->stack_hi = t->stack_hi;
 	info->worker = t->worker ? t->worker->id : -1;
+	info->parked = s == TASK_WAITING || s == TASK_SYSCALL;
 	info->longest_run_ns = atomic_load_explicit(&t->longest_run_ns,
 						    memory_order_relaxed);
 	info->entry = (uintptr_t)t->fn;

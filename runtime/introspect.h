@@ -15,9 +15,10 @@
  *      frame record its last switch_context left ([saved fp][return pc]);
  *      walking the frame-pointer chain from there gives its stack.  The
  *      walker must bound every read by [stack_lo, stack_hi).
- *   3. introspect_hooks() returns the hook table (spawn, exit, park,
- *      unpark); the profiler installs its functions there before tasks run
- *      and removes them after.
+ *   3. Events (spawn, exit, park, unpark, block, contention, worker
+ *      start/stop) reach every subscriber (introspect_subscribe), outside
+ *      the runtime's locks; a subscriber sees tasks as handles and reads
+ *      them through introspect_task_info.
  */
 #ifndef COPPER_RUNTIME_INTROSPECT_H
 #define COPPER_RUNTIME_INTROSPECT_H
@@ -26,7 +27,63 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct runtime_hooks;
+
+/* ------------------------------------------------------------------------
+ * Events
+ *
+ * Several subscribers may listen to any set of events; each costs the
+ * runtime one load and one predictable branch at the event site while
+ * nobody listens.  A hook runs on the thread where the event happened,
+ * with no runtime lock held, possibly in a task (which it must not park)
+ * or in the scheduler; it must be quick and must not unsubscribe itself.
+ * Task handles stay readable while the run lasts, but the task may have
+ * moved on (or exited) by the time a hook looks: the event carries what
+ * it needs (id, reason, object) as of the event.
+ * ---------------------------------------------------------------------- */
+enum introspect_event {
+	INTROSPECT_EV_SPAWN,        /* task created by other (NULL: co_run) */
+	INTROSPECT_EV_EXIT,         /* task about to exit, still running */
+	INTROSPECT_EV_PARK,         /* task parked: reason, object */
+	INTROSPECT_EV_UNPARK,       /* task readied by other (NULL: a timer,
+				       I/O or a thread outside the runtime) */
+	INTROSPECT_EV_BLOCK,        /* task runs again after ns parked on
+				       object for reason (block profile) */
+	INTROSPECT_EV_CONTENDED,    /* lock object handed on by task to a
+				       waiter that waited ns (mutex profile) */
+	INTROSPECT_EV_WORKER_START, /* worker's thread tid begins */
+	INTROSPECT_EV_WORKER_STOP,  /* ... and ends */
+	INTROSPECT_NEVENTS
+};
+
+#define INTROSPECT_EV(e) (1u << (e))
+
+struct introspect_event_info {
+	enum introspect_event event;
+	const void *task;          /* handle for introspect_task_info */
+	uint64_t id;               /* its id at the event */
+	const void *other;         /* parent (spawn) or waker (unpark) */
+	int reason;                /* enum wait_reason (park, block) */
+	const void *object;        /* channel or lock (park, block, contended) */
+	int64_t ns;                /* waited (block) or delay (contended) */
+	int worker;                /* worker start/stop: its index */
+	int tid;                   /* ... and its thread's id, for timers */
+};
+
+typedef void (*introspect_hook)(const struct introspect_event_info *ev,
+				void *arg);
+
+/* Subscribes fn(ev, arg) to the events in mask (INTROSPECT_EV bits);
+ * returns an id for introspect_unsubscribe, -EINVAL or -ENOSPC. */
+int introspect_subscribe(unsigned mask, introspect_hook fn, void *arg)
+	__attribute__((visibility("hidden")));
+/* Returns once fn is never called again. */
+void introspect_unsubscribe(int id) __attribute__((visibility("hidden")));
+
+struct task_info;
+/* The task behind a handle, as introspect_each_task describes it; false
+ * if the handle holds no live task any more. */
+bool introspect_task_info(const void *task, struct task_info *info)
+	__attribute__((visibility("hidden")));
 
 /* The values of task_info.state: enum task_state (runtime.h), which
  * introspect.c checks against these. */
@@ -52,6 +109,7 @@ struct task_info {
 	uintptr_t stack_lo;      /* stack bounds for the walk */
 	uintptr_t stack_hi;
 	int worker;              /* worker it runs or last ran on */
+	bool parked;             /* waiting or in a blocking call */
 	int64_t longest_run_ns;  /* longest stall reported (COPPER_STALL_MS) */
 	uintptr_t entry;         /* the function the task was started with */
 };
@@ -171,8 +229,5 @@ size_t introspect_each_task(void (*fn)(const struct task_info *, void *),
 size_t introspect_num_tasks(void) __attribute__((visibility("hidden")));
 /* The guard mode in force: "guard pages (MADV_GUARD_INSTALL)", ... */
 const char *introspect_guard_mode(void) __attribute__((visibility("hidden")));
-/* The hook table the profiler fills in. */
-struct runtime_hooks *introspect_hooks(void)
-	__attribute__((visibility("hidden")));
 
 #endif /* COPPER_RUNTIME_INTROSPECT_H */

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "introspect.h"
 #include "switch.h"
 
 #define CO_INTERNAL __attribute__((visibility("hidden")))
@@ -386,6 +387,16 @@ struct worker {
 						     a switch (co_yield) */
 	uint32_t rand;                            /* xorshift state */
 	enum after_op after_op;                   /* pending after-switch op */
+	bool after_emit;                          /* AFTER_PARK: emit the park
+						     event, with */
+	uint8_t after_reason;                     /* why, */
+	void *after_obj;                          /* on what, */
+	uint64_t after_id;                        /* and who */
+	bool in_timers;                           /* firing timers under a
+						     heap lock: unpark events
+						     wait in unpark_defer */
+	uint32_t nunpark_defer;
+	struct task *unpark_defer[32];
 	struct task *after_task;                  /* ... on this task */
 	void (*after_fn)(void *);                 /* AFTER_PARK callback */
 	void *after_arg;                          /* ... and its argument */
@@ -470,6 +481,10 @@ struct timer {
 };
 
 CO_INTERNAL int timer_add(struct worker *w, struct timer *t);
+/* sched.c: around firing timers under a heap lock, unpark events wait
+ * until the lock is released. */
+CO_INTERNAL void sched_timers_begin(struct worker *self);
+CO_INTERNAL void sched_timers_end(struct worker *self);
 /* sched.c: a new earliest timer on some heap (wakes an idle worker). */
 CO_INTERNAL void sched_timer_added(int64_t when);
 /* True if t was removed before it fired. */
@@ -575,22 +590,24 @@ CO_INTERNAL void sched_park_on(enum wait_reason why, void *obj,
 			       void (*unlock)(void *), void *arg);
 
 /* ------------------------------------------------------------------------
- * Hooks (task.c): where the profiler attaches.  Each pointer is NULL
- * unless a profiler installed it; the runtime tests it before calling, so a
- * hook costs one predictable branch while off.
+ * Events (hooks.c; the protocol is in introspect.h): hook_on(e) is the
+ * one load and branch an event site pays while nobody listens.
+ * ---------------------------------------------------------------------- */
+CO_INTERNAL extern _Atomic unsigned hooks_events;
+CO_INTERNAL void hooks_emit(const struct introspect_event_info *ev);
+
+static inline bool hook_on(enum introspect_event e)
+{
+	return unlikely(atomic_load_explicit(&hooks_events,
+					     memory_order_relaxed) &
+			(1u << e));
+}
+
+/* ------------------------------------------------------------------------
+ * Single-owner hooks (task.c): label reference counting and the
+ * profiler's start-up and shut-down around co_run.
  * ---------------------------------------------------------------------- */
 struct runtime_hooks {
-	void (*spawn)(struct task *t, struct task *parent); /* before queued */
-	void (*exit)(struct task *t);                       /* still RUNNING */
-	void (*park)(struct task *t, enum wait_reason why); /* before switch */
-	void (*unpark)(struct task *t);                     /* when readied */
-	/* A park finished: the task waited waited_ns on obj (block profile).
-	 * While NULL, nobody reads the clock for it. */
-	void (*blocked)(struct task *t, enum wait_reason why, void *obj,
-			int64_t waited_ns);
-	/* An unlock handed a lock to a waiter that waited delay_ns (the mutex
-	 * profile charges the unlocker's stack, as Go does). */
-	void (*contended)(void *lock, int64_t delay_ns);
 	/* Label sets are the profiler's, reference counted: a spawned task
 	 * shares its parent's set, an exiting one drops it. */
 	void (*labels_ref)(void *labels);

@@ -170,6 +170,8 @@ static _Thread_local struct worker *tls_worker
 static void task_main(void *arg);
 static void request_stop(void);
 static void worker_exited(struct worker *w);
+static void park_emit(struct worker *w, struct task *prev)
+	__attribute__((cold, noinline));
 static void *worker_thread(void *arg);
 
 /* ------------------------------------------------------------------------
@@ -642,6 +644,8 @@ static inline void after_switch(struct worker *w)
 	case AFTER_PARK:
 		if (w->after_fn)
 			w->after_fn(w->after_arg);
+		if (unlikely(w->after_emit))
+			park_emit(w, prev);
 		break;
 	case AFTER_YIELD:
 		runq_put_tail(w, prev);
@@ -747,18 +751,27 @@ switch_from(struct worker *w, struct task *t, struct task *next)
 	after_switch(w);
 }
 
-void sched_park(enum task_state state, enum wait_reason why,
-		void (*unlock)(void *), void *arg)
+static inline __attribute__((always_inline)) void
+park(enum task_state state, enum wait_reason why, void *obj,
+     void (*unlock)(void *), void *arg)
 {
 	struct worker *w = sched_worker();
 	struct task *t = w->current;
 
 	assert(t && (state == TASK_WAITING || state == TASK_SYSCALL));
+	t->wait_obj = obj;
 	atomic_store_explicit(&t->wait_reason, why, memory_order_relaxed);
 	t->wait_since = sched_coarse_now();
 	task_set_state(t, TASK_RUNNING, state, memory_order_release);
-	if (runtime_hooks.park)
-		runtime_hooks.park(t, why);
+	/* The park event goes out after the switch, once unlock has run:
+	 * what it needs is kept here, as the task may be running again
+	 * elsewhere by then. */
+	w->after_emit = hook_on(INTROSPECT_EV_PARK);
+	if (unlikely(w->after_emit)) {
+		w->after_reason = (uint8_t)why;
+		w->after_obj = obj;
+		w->after_id = t->id;
+	}
 	w->after_op = AFTER_PARK;
 	w->after_task = t;
 	w->after_fn = unlock;
@@ -766,21 +779,77 @@ void sched_park(enum task_state state, enum wait_reason why,
 	switch_from(w, t, pick_next_local(w));
 }
 
+void sched_park(enum task_state state, enum wait_reason why,
+		void (*unlock)(void *), void *arg)
+{
+	park(state, why, NULL, unlock, arg);
+}
+
 void sched_park_on(enum wait_reason why, void *obj, void (*unlock)(void *),
 		   void *arg)
 {
-	void (*blocked)(struct task *, enum wait_reason, void *, int64_t) =
-		runtime_hooks.blocked;
-	struct task *t = sched_worker()->current;
-
-	t->wait_obj = obj;
-	if (likely(!blocked)) {
-		sched_park(TASK_WAITING, why, unlock, arg);
+	if (likely(!hook_on(INTROSPECT_EV_BLOCK))) {
+		park(TASK_WAITING, why, obj, unlock, arg);
 		return;
 	}
+	struct task *t = sched_worker()->current;
 	int64_t start = co_now();
-	sched_park(TASK_WAITING, why, unlock, arg);
-	blocked(t, why, obj, co_now() - start);
+	park(TASK_WAITING, why, obj, unlock, arg);
+	struct introspect_event_info ev = {
+		.event = INTROSPECT_EV_BLOCK, .task = t, .id = t->id,
+		.reason = why, .object = obj, .ns = co_now() - start,
+	};
+	hooks_emit(&ev);
+}
+
+/* The park event, on the context that ran after the switch, once the
+ * wait queue's lock was released (after_switch). */
+__attribute__((cold, noinline)) static void park_emit(struct worker *w,
+						     struct task *prev)
+{
+	struct introspect_event_info ev = {
+		.event = INTROSPECT_EV_PARK, .task = prev, .id = w->after_id,
+		.reason = w->after_reason, .object = w->after_obj,
+	};
+	hooks_emit(&ev);
+}
+
+/* The unpark event: now, or after the timer heap's lock when a timer
+ * fired it (hooks.c, "Locks"). */
+__attribute__((cold, noinline)) static void unpark_emit(struct task *t)
+{
+	struct worker *w = sched_worker();
+
+	if (w && w->in_timers) {
+		if (w->nunpark_defer < sizeof(w->unpark_defer) /
+					       sizeof(w->unpark_defer[0])) {
+			w->unpark_defer[w->nunpark_defer++] = t;
+			return;
+		}
+	}
+	struct introspect_event_info ev = {
+		.event = INTROSPECT_EV_UNPARK, .task = t, .id = t->id,
+		.other = w && !w->in_timers ? w->current : NULL,
+	};
+	hooks_emit(&ev);
+}
+
+void sched_timers_begin(struct worker *self)
+{
+	self->in_timers = true;
+}
+
+void sched_timers_end(struct worker *self)
+{
+	self->in_timers = false;
+	for (uint32_t i = 0; i < self->nunpark_defer; i++) {
+		struct task *t = self->unpark_defer[i];
+		struct introspect_event_info ev = {
+			.event = INTROSPECT_EV_UNPARK, .task = t, .id = t->id,
+		};
+		hooks_emit(&ev);
+	}
+	self->nunpark_defer = 0;
 }
 
 /*
@@ -802,8 +871,8 @@ static inline void task_make_runnable(struct task *t)
 {
 	wait_off_cpu(t);
 	assert(task_check(t));
-	if (runtime_hooks.unpark)
-		runtime_hooks.unpark(t);
+	if (hook_on(INTROSPECT_EV_UNPARK))
+		unpark_emit(t);
 	enum task_state from = atomic_load_explicit(&t->state,
 						    memory_order_relaxed);
 	assert(from == TASK_WAITING || from == TASK_SYSCALL);
@@ -844,8 +913,12 @@ static _Noreturn void task_exit(void)
 	struct worker *w = sched_worker();
 	struct task *t = w->current;
 
-	if (runtime_hooks.exit)
-		runtime_hooks.exit(t);
+	if (hook_on(INTROSPECT_EV_EXIT)) {
+		struct introspect_event_info ev = {
+			.event = INTROSPECT_EV_EXIT, .task = t, .id = t->id,
+		};
+		hooks_emit(&ev);
+	}
 	if (unlikely(atomic_load_explicit(&snapshot_gate.active,
 					  memory_order_relaxed)))
 		snapshot_before_exit(t);
@@ -969,8 +1042,13 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 	t->started = 0;
 	snapshot_task_born(t);
 	switch_init_stack(&t->ctx, (void *)t, task_main, t);
-	if (runtime_hooks.spawn)
-		runtime_hooks.spawn(t, parent);
+	if (hook_on(INTROSPECT_EV_SPAWN)) {
+		struct introspect_event_info ev = {
+			.event = INTROSPECT_EV_SPAWN, .task = t, .id = t->id,
+			.other = parent,
+		};
+		hooks_emit(&ev);
+	}
 	task_set_state(t, TASK_DEAD, TASK_RUNNABLE, memory_order_relaxed);
 	atomic_store_explicit(&w->nspawned,
 			      atomic_load_explicit(&w->nspawned,
@@ -1683,6 +1761,18 @@ static void worker_bind_thread(struct worker *w)
  * loop), so no pool thread takes a process-directed signal that no worker
  * would take either.
  */
+/* A worker's thread begins or ends: its id is what a CPU profiler needs
+ * for a per-thread timer (timer_create, SIGEV_THREAD_ID). */
+static void worker_event(struct worker *w, enum introspect_event e)
+{
+	if (!hook_on(e))
+		return;
+	struct introspect_event_info ev = {
+		.event = e, .worker = w->id, .tid = (int)gettid(),
+	};
+	hooks_emit(&ev);
+}
+
 static void *worker_thread(void *arg)
 {
 	struct worker *w = arg;
@@ -1694,7 +1784,9 @@ static void *worker_thread(void *arg)
 	pthread_sigmask(SIG_SETMASK, &all, NULL);
 	worker_bind_thread(w);
 	fatal_thread_init();
+	worker_event(w, INTROSPECT_EV_WORKER_START);
 	sched_loop(w);
+	worker_event(w, INTROSPECT_EV_WORKER_STOP);
 	worker_destroy(w);
 	fatal_thread_destroy();
 	tls_worker = NULL;

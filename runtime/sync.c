@@ -151,6 +151,18 @@ static inline void once_lk(struct once *o)
 	}
 }
 
+/* The mutex profile's event: lock handed on by the calling task to a
+ * waiter that had waited since `since` (outside the lock). */
+static void contended_emit(void *lock, int64_t since)
+{
+	struct task *t = sched_current();
+	struct introspect_event_info ev = {
+		.event = INTROSPECT_EV_CONTENDED, .task = t,
+		.id = t ? t->id : 0, .object = lock, .ns = co_now() - since,
+	};
+	hooks_emit(&ev);
+}
+
 /* Parks the caller on q under lk; returns once woken. */
 static void park_locked(struct waitq *q, struct waiter *me, spinlock *lk,
 			enum wait_reason why, void *obj, bool front)
@@ -350,14 +362,16 @@ static void mutex_unlock_slow(struct mutex *m, uint32_t s)
 					 memory_order_acquire);
 	if (!m->q.head)
 		atomic_fetch_and(&m->state, ~(MUTEX_WAITERS | MUTEX_STARVING));
+	int64_t since = 0;
 	if (w) {
 		w->handoff = starving;
-		if (runtime_hooks.contended)
-			runtime_hooks.contended(m, co_now() - w->since);
+		since = w->since;
 	} else if (!starving) {
 		atomic_fetch_and(&m->state, ~MUTEX_WOKEN); /* nobody to wake */
 	}
 	spin_unlock(&m->lk);
+	if (w && hook_on(INTROSPECT_EV_CONTENDED) && since)
+		contended_emit(m, since);
 	if (w)
 		sched_ready(w->task);
 }
@@ -426,6 +440,8 @@ CO_EXTERN int co_rwmutex_rlock(co_rwmutex *rwm)
 		spin_unlock(&rw->lk);
 		return CO_EPERM;
 	}
+	if (hook_on(INTROSPECT_EV_CONTENDED))
+		me.since = co_now();
 	/* The writer that admits us counts us in readers. */
 	park_locked(&rw->rq, &me, &rw->lk, WAIT_RWMUTEX_RLOCK, rw, false);
 	return 0;
@@ -458,7 +474,10 @@ CO_EXTERN int co_rwmutex_runlock(co_rwmutex *rwm)
 	}
 	rw->readers--;
 	w = rw_next_writer_locked(rw);
+	int64_t since = w ? w->since : 0;
 	spin_unlock(&rw->lk);
+	if (since && hook_on(INTROSPECT_EV_CONTENDED))
+		contended_emit(rw, since);
 	if (w)
 		sched_ready(w->task);
 	return 0;
@@ -483,6 +502,8 @@ CO_EXTERN int co_rwmutex_lock(co_rwmutex *rwm)
 		return CO_EPERM;
 	}
 	rw->writers_waiting++;
+	if (hook_on(INTROSPECT_EV_CONTENDED))
+		me.since = co_now();
 	park_locked(&rw->wq, &me, &rw->lk, WAIT_RWMUTEX_LOCK, rw, false);
 	return 0; /* rw_next_writer_locked or unlock made us the writer */
 }
@@ -510,7 +531,14 @@ CO_EXTERN int co_rwmutex_unlock(co_rwmutex *rwm)
 		w->next = NULL;
 		list = w;
 	}
+	/* The longest wait among those it admits, read before they run. */
+	int64_t since = 0;
+	for (w = list; w; w = w->next)
+		if (w->since && (!since || w->since < since))
+			since = w->since;
 	spin_unlock(&rw->lk);
+	if (since && hook_on(INTROSPECT_EV_CONTENDED))
+		contended_emit(rw, since);
 	wake_list(list);
 	return 0;
 }

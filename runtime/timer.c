@@ -145,6 +145,9 @@ int timers_run(struct worker *w, int64_t now)
 
 	if (timer_next(w) > now)
 		return 0;
+	struct worker *self = sched_worker();
+	if (self)
+		sched_timers_begin(self);
 	heap_lock(h);
 	while (h->len && h->items[0]->when <= now) {
 		struct timer *t = h->items[0];
@@ -153,6 +156,8 @@ int timers_run(struct worker *w, int64_t now)
 		fired++;
 	}
 	heap_unlock(h);
+	if (self)
+		sched_timers_end(self);
 	return fired;
 }
 

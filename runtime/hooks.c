@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hooks.c - the runtime's events and their subscribers: where the
+ * profilers (block, mutex, trace, ...) attach (the protocol is in
+ * introspect.h, "Events").
+ *
+ * The cost when nobody listens is one relaxed load of hooks_events, a
+ * word every core keeps in its cache, and one predictable branch at each
+ * event site (hook_on in runtime.h).  With listeners, an event walks the
+ * few subscriber slots and calls each whose mask has the event.
+ *
+ * Lifetime.  A slot is published with a release store of its function
+ * and found with an acquire load.  Unsubscribing clears the slot and the
+ * mask bits, then waits until no emission that may have read the old
+ * slot is still running: emitters count themselves in and out of
+ * hooks_inflight.  So once introspect_unsubscribe returns, the function
+ * is never called again and its argument may go.  (Not from a hook: it
+ * would wait for itself.)
+ *
+ * Locks.  Events are emitted where no runtime lock is held: park after
+ * the wait queue's lock was released (after the switch, on the next
+ * context), contention after the mutex's lock, unpark after a timer
+ * heap's lock (timers_run defers those it fires; see hooks_defer).
+ *
+ * Rejected: a table of single function pointers (the review's finding: a
+ * second profiler part overwrote the first); a lock around emission (every
+ * event of every worker would serialise on it); per-event reference
+ * counts (more shared writes per event than one in-flight counter).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include "introspect.h"
+#include "runtime.h"
+
+#define HOOKS_MAX 8
+
+struct hook_slot {
+	_Atomic(introspect_hook) fn;
+	void *arg;
+	unsigned mask;
+};
+
+_Atomic unsigned hooks_events;
+
+static struct {
+	pthread_mutex_t lock;                /* guards subscribing */
+	struct hook_slot slots[HOOKS_MAX];
+	_Atomic int inflight;                /* emissions running */
+} H = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void events_recompute_locked(void)
+{
+	unsigned all = 0;
+
+	for (int i = 0; i < HOOKS_MAX; i++)
+		if (atomic_load_explicit(&H.slots[i].fn, memory_order_relaxed))
+			all |= H.slots[i].mask;
+	atomic_store(&hooks_events, all);
+}
+
+int introspect_subscribe(unsigned events, introspect_hook fn, void *arg)
+{
+	int id = -ENOSPC;
+
+	if (!fn || !events || events >= (1u << INTROSPECT_NEVENTS))
+		return -EINVAL;
+	pthread_mutex_lock(&H.lock);
+	for (int i = 0; i < HOOKS_MAX; i++) {
+		if (atomic_load_explicit(&H.slots[i].fn, memory_order_relaxed))
+			continue;
+		H.slots[i].arg = arg;
+		H.slots[i].mask = events;
+		atomic_store_explicit(&H.slots[i].fn, fn, memory_order_release);
+		id = i;
+		break;
+	}
+	if (id >= 0)
+		events_recompute_locked();
+	pthread_mutex_unlock(&H.lock);
+	return id;
+}
+
+void introspect_unsubscribe(int id)
+{
+	if (id < 0 || id >= HOOKS_MAX)
+		return;
+	pthread_mutex_lock(&H.lock);
+	atomic_store(&H.slots[id].fn, NULL);
+	events_recompute_locked();
+	/* An emission that read the slot before it was cleared may still
+	 * be calling it: wait until none runs, keeping the slot from a new
+	 * subscriber meanwhile. */
+	while (atomic_load(&H.inflight) > 0)
+		sched_yield();
+	pthread_mutex_unlock(&H.lock);
+}
+
+void hooks_emit(const struct introspect_event_info *ev)
+{
+	unsigned bit = 1u << ev->event;
+
+	atomic_fetch_add(&H.inflight, 1);
+	for (int i = 0; i < HOOKS_MAX; i++) {
+		introspect_hook fn = atomic_load_explicit(&H.slots[i].fn,
+							  memory_order_acquire);
+		if (fn && (H.slots[i].mask & bit))
+			fn(ev, H.slots[i].arg);
+	}
+	atomic_fetch_sub(&H.inflight, 1);
+}
