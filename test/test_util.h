@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -280,15 +281,20 @@ static inline void tu_drain(int fd, char *buf, size_t *len, size_t cap,
  * ("NAME=value" sets, "NAME" alone unsets; NULL-terminated, may be NULL),
  * and fills p.  Asserts that the program could be started.  A program
  * still running after timeout_ms (< 0: no limit) is killed with SIGKILL;
- * returns true if it had to be.
+ * returns true if it had to be.  With ready non-NULL, sends the program
+ * sig once its stdout contains ready (*sent says whether it did): the
+ * real signal, the way a user sends it.  Children dump no core.
  */
-static inline bool tu_proc_run_timeout(char *const argv[],
-				       const char *const env[],
-				       struct tu_proc *p, int timeout_ms)
+static inline bool tu_proc_run_signal(char *const argv[],
+				      const char *const env[],
+				      struct tu_proc *p, int timeout_ms,
+				      const char *ready, int sig, bool *sent)
 {
 	int out[2], err[2];
 	bool killed = false;
 
+	if (sent)
+		*sent = false;
 	memset(p, 0, sizeof(*p));
 	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
 	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
@@ -298,6 +304,8 @@ static inline bool tu_proc_run_timeout(char *const argv[],
 	if (pid == 0) {
 		dup2(out[1], STDOUT_FILENO);
 		dup2(err[1], STDERR_FILENO);
+		struct rlimit nocore = {0, 0};
+		setrlimit(RLIMIT_CORE, &nocore);
 		for (size_t i = 0; env && env[i]; i++) {
 			const char *eq = strchr(env[i], '=');
 			if (eq) {
@@ -352,6 +360,10 @@ static inline bool tu_proc_run_timeout(char *const argv[],
 		if (fds[1].revents)
 			tu_drain(err[0], p->err, &nerr, sizeof(p->err),
 				 &err_open);
+		if (ready && sent && !*sent && strstr(p->out, ready)) {
+			kill(pid, sig);
+			*sent = true;
+		}
 	}
 	close(out[0]);
 	close(err[0]);
@@ -360,10 +372,35 @@ static inline bool tu_proc_run_timeout(char *const argv[],
 	return killed;
 }
 
+static inline bool tu_proc_run_timeout(char *const argv[],
+				       const char *const env[],
+				       struct tu_proc *p, int timeout_ms)
+{
+	return tu_proc_run_signal(argv, env, p, timeout_ms, NULL, 0, NULL);
+}
+
 static inline void tu_proc_run(char *const argv[], const char *const env[],
 			       struct tu_proc *p)
 {
 	(void)tu_proc_run_timeout(argv, env, p, -1);
+}
+
+/* Whether text has prefix, then "task " or Go's "goroutine ", then the
+ * number id as a whole number. */
+static inline bool tu_names_task(const char *text, const char *prefix,
+				 unsigned long long id)
+{
+	static const char *const words[] = {"task ", "goroutine "};
+	char want[64];
+
+	for (size_t w = 0; w < 2; w++) {
+		snprintf(want, sizeof(want), "%s%s%llu", prefix, words[w], id);
+		for (const char *p = strstr(text, want); p;
+		     p = strstr(p + 1, want))
+			if (p[strlen(want)] < '0' || p[strlen(want)] > '9')
+				return true;
+	}
+	return false;
 }
 
 /* The path of a helper program that test/meson.build passes in the

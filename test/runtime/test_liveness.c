@@ -784,23 +784,6 @@ static void test_liveness_spawn_storm_bounded(void **state)
  * 5. A frame larger than the guard page (helper)
  * ---------------------------------------------------------------------- */
 
-/* Whether text has prefix, then "task " or Go's "goroutine ", then the
- * number id as a whole number (as test_stack.c). */
-static bool names_task(const char *text, const char *prefix,
-		       unsigned long long id)
-{
-	static const char *const words[] = {"task ", "goroutine "};
-	char want[64];
-
-	for (size_t w = 0; w < 2; w++) {
-		snprintf(want, sizeof(want), "%s%s%llu", prefix, words[w], id);
-		for (const char *p = strstr(text, want); p;
-		     p = strstr(p + 1, want))
-			if (p[strlen(want)] < '0' || p[strlen(want)] > '9')
-				return true;
-	}
-	return false;
-}
 
 #define BIGFRAME_TIMEOUT_S 30
 
@@ -842,9 +825,9 @@ static void test_liveness_bigframe_overflow(void **state)
 	if (!ids || sscanf(ids, "id=%llu creator=%llu", &id, &creator) != 2)
 		helper_fail(&proc, "the helper printed no ids");
 	assert_true(creator > 1); /* "parent", not task 1 */
-	if (!names_task(proc.err, "", id))
+	if (!tu_names_task(proc.err, "", id))
 		helper_fail(&proc, "its stderr does not name task %llu", id);
-	if (!names_task(proc.err, "created by ", creator))
+	if (!tu_names_task(proc.err, "created by ", creator))
 		helper_fail(&proc, "its stderr does not name creator %llu",
 			    creator);
 }
@@ -1246,54 +1229,12 @@ static void test_liveness_misuse_silent(void **state)
  * for its "ready", sends it sig, and collects it into proc. */
 static void run_quit(const char *setting, int sig)
 {
-	int out[2], err[2];
+	const char *env[] = {setting, NULL};
 	char *argv[] = {(char *)tu_helper("COPPER_TEST_LIVENESS_HELPER"),
 			(char *)"quit", NULL};
-	size_t nout = 0, nerr = 0;
-	bool out_open = true, err_open = true, sent = false;
-	int64_t end = co_now() + 20 * TU_SEC;
+	bool sent;
 
-	memset(&proc, 0, sizeof(proc));
-	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(err, O_CLOEXEC), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(out[1], STDOUT_FILENO);
-		dup2(err[1], STDERR_FILENO);
-		struct rlimit nocore = {0, 0};
-		setrlimit(RLIMIT_CORE, &nocore); /* SIGQUIT's default dumps */
-		putenv((char *)setting);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(out[1]);
-	close(err[1]);
-	while ((out_open || err_open) && co_now() < end) {
-		struct pollfd fds[2] = {
-			{.fd = out_open ? out[0] : -1, .events = POLLIN},
-			{.fd = err_open ? err[0] : -1, .events = POLLIN},
-		};
-		if (poll(fds, 2, 100) < 0)
-			continue;
-		if (fds[0].revents)
-			tu_drain(out[0], proc.out, &nout, sizeof(proc.out),
-				 &out_open);
-		if (fds[1].revents)
-			tu_drain(err[0], proc.err, &nerr, sizeof(proc.err),
-				 &err_open);
-		if (!sent && strstr(proc.out, "ready")) {
-			kill(pid, sig);
-			sent = true;
-		}
-	}
-	if (out_open || err_open)
-		kill(pid, SIGKILL);
-	close(out[0]);
-	close(err[0]);
-	while (waitpid(pid, &proc.status, 0) < 0)
-		assert_int_equal(errno, EINTR);
+	tu_proc_run_signal(argv, env, &proc, 20000, "ready", sig, &sent);
 	if (!sent)
 		helper_fail(&proc, "the quit helper never said ready");
 }

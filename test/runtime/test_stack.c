@@ -150,23 +150,6 @@ struct overflow_run {
 
 static struct tu_proc proc;
 
-/* Whether text has prefix, then "task " or Go's "goroutine ", then the
- * number id as a whole number. */
-static bool names_task(const char *text, const char *prefix,
-		       unsigned long long id)
-{
-	static const char *const words[] = {"task ", "goroutine "};
-	char want[64];
-
-	for (size_t w = 0; w < 2; w++) {
-		snprintf(want, sizeof(want), "%s%s%llu", prefix, words[w], id);
-		for (const char *p = strstr(text, want); p;
-		     p = strstr(p + 1, want))
-			if (p[strlen(want)] < '0' || p[strlen(want)] > '9')
-				return true;
-	}
-	return false;
-}
 
 static void run_overflow(const struct overflow_run *r)
 {
@@ -215,9 +198,9 @@ static void run_overflow(const struct overflow_run *r)
 			 proc.status, proc.out, proc.err);
 	if (!strstr(proc.err, "stack overflow"))
 		fail_msg("no \"stack overflow\" in stderr:\n%s", proc.err);
-	if (!names_task(proc.err, "", id))
+	if (!tu_names_task(proc.err, "", id))
 		fail_msg("stderr does not name task %llu:\n%s", id, proc.err);
-	if (!names_task(proc.err, "created by ", creator))
+	if (!tu_names_task(proc.err, "created by ", creator))
 		fail_msg("stderr does not name creator %llu:\n%s", creator,
 			 proc.err);
 	if (!strstr(proc.err, "deep"))
