@@ -21,14 +21,15 @@
  * thread polls the watchdog every 10 ms while one is armed.
  *
  * The dump signal reaches the dump thread because every other thread of
- * Copper's blocks it: workers 1 to N-1 block every signal a dump may use
- * from their start (runtime/sched.c), and worker 0, the thread that called
- * co_run, blocks SIGUSR1 from lifecycle_start on.  A signal chosen later
- * with co_dump_on_signal is blocked on worker 0 as well: by the caller if
- * it runs there; else the caller queues the signal to worker 0 alone, with
- * a cookie, and the handler, seeing the cookie, adds the signal to the
- * mask that its return restores (a "kick").  Worker 0's old mask comes
- * back when co_run returns.
+ * Copper's blocks it: the workers block every signal a dump may use from
+ * their start (runtime/signal.c), and the thread that called co_run
+ * (called "worker 0" below, from when it was one; it now runs no task
+ * and only waits) blocks SIGUSR1 from lifecycle_start on.  A signal
+ * chosen later with co_dump_on_signal is blocked on that thread as well:
+ * the caller, a task on a worker, queues the signal to it alone, with a
+ * cookie, and the handler, seeing the cookie, adds the signal to the
+ * mask that its return restores (a "kick").  Its old mask comes back
+ * when co_run returns.
  *
  * Invariants: a dump never replaces a file and leaves no file behind on
  * error; co_dump_tasks checks its path against -ERANGE and -EINVAL before

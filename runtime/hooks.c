@@ -20,7 +20,8 @@
  * Locks.  Events are emitted where no runtime lock is held: park after
  * the wait queue's lock was released (after the switch, on the next
  * context), contention after the mutex's lock, unpark after a timer
- * heap's lock (timers_run defers those it fires; see hooks_defer).
+ * heap's lock (timers_run defers those it fires: sched_timers_begin and
+ * sched_timers_end in sched.c).
  *
  * Rejected: a table of single function pointers (the review's finding: a
  * second profiler part overwrote the first); a lock around emission (every
@@ -103,8 +104,9 @@ void hooks_emit(const struct introspect_event_info *ev)
 
 	atomic_fetch_add(&H.inflight, 1);
 	for (int i = 0; i < HOOKS_MAX; i++) {
-		introspect_hook fn = atomic_load_explicit(&H.slots[i].fn,
-							  memory_order_acquire);
+		/* seq_cst, against unsubscribe's store then load of
+		 * inflight (the store-buffer pattern). */
+		introspect_hook fn = atomic_load(&H.slots[i].fn);
 		if (fn && (H.slots[i].mask & bit))
 			fn(ev, H.slots[i].arg);
 	}

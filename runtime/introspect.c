@@ -224,7 +224,9 @@ void stall_capture_here(struct worker *w, uintptr_t pc, uintptr_t fp,
 	if (!atomic_compare_exchange_strong(&c->req, &ask, STALL_BUSY))
 		return;
 	if (!t || t->id == 0 || !atomic_load(&t->on_cpu) ||
-	    sp < t->stack_lo || sp >= t->stack_hi) {
+	    sp < t->stack_lo || sp >= t->stack_hi ||
+	    atomic_load_explicit(&w->nswitch, memory_order_relaxed) !=
+		    c->want_sw) {
 		atomic_store(&c->req, STALL_NONE); /* in the scheduler */
 		return;
 	}

@@ -35,7 +35,8 @@
  * runtime one load and one predictable branch at the event site while
  * nobody listens.  A hook runs on the thread where the event happened,
  * with no runtime lock held, possibly in a task (which it must not park)
- * or in the scheduler; it must be quick and must not unsubscribe itself.
+ * or in the scheduler; it must be quick and must not subscribe or
+ * unsubscribe.
  * Task handles stay readable while the run lasts, but the task may have
  * moved on (or exited) by the time a hook looks: the event carries what
  * it needs (id, reason, object) as of the event.

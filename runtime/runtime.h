@@ -340,6 +340,8 @@ enum { STALL_NONE = 0, STALL_ASK, STALL_BUSY, STALL_DONE };
 
 struct stall_capture {
 	_Atomic int req;            /* STALL_*: monitor asks, handler answers */
+	uint64_t want_sw;           /* the worker's switch count when asked:
+				       another count is another task */
 	struct task *task;          /* the running task, and its id then */
 	uint64_t id;
 	uint64_t creator_id;        /* its creator and the co_go call */
@@ -396,7 +398,10 @@ struct worker {
 						     heap lock: unpark events
 						     wait in unpark_defer */
 	uint32_t nunpark_defer;
-	struct task *unpark_defer[32];
+	struct {
+		struct task *task;
+		uint64_t id;
+	} unpark_defer[32];
 	struct task *after_task;                  /* ... on this task */
 	void (*after_fn)(void *);                 /* AFTER_PARK callback */
 	void *after_arg;                          /* ... and its argument */
@@ -485,6 +490,9 @@ CO_INTERNAL int timer_add(struct worker *w, struct timer *t);
  * until the lock is released. */
 CO_INTERNAL void sched_timers_begin(struct worker *self);
 CO_INTERNAL void sched_timers_end(struct worker *self);
+/* The deferral is full: release the heap's lock, flush, lock again. */
+CO_INTERNAL bool sched_timers_defer_full(struct worker *self);
+CO_INTERNAL void sched_timers_flush(struct worker *self);
 /* sched.c: a new earliest timer on some heap (wakes an idle worker). */
 CO_INTERNAL void sched_timer_added(int64_t when);
 /* True if t was removed before it fired. */

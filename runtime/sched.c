@@ -143,6 +143,8 @@ static struct {
 					 switch counts (idle_block) */
 
 	pthread_t monitor;            /* the monitor thread (monitor_run) */
+	pthread_attr_t worker_attr;   /* workers' threads: their signal mask */
+	bool monitor_gave_up;         /* a worker thread failed to start */
 	_Atomic bool monitor_deep;    /* it sleeps until a worker wakes */
 	pthread_mutex_t run_lock;     /* guards nabandoned; with run_cond, */
 	pthread_cond_t run_cond;      /* co_run waits for task 1 and workers */
@@ -556,7 +558,8 @@ static inline bool procs_all_busy(void)
 static void monitor_kick(void);
 
 /* Wakes one idle worker as a spinner.  Sending under idle_lock keeps the
- * worker's async handle open until the send is done (see worker_stop). */
+ * worker's async handle open until the send is done (worker_destroy
+ * closes it under the same lock). */
 static void wake_one(void)
 {
 	pthread_mutex_lock(&S.idle_lock);
@@ -821,11 +824,10 @@ __attribute__((cold, noinline)) static void unpark_emit(struct task *t)
 	struct worker *w = sched_worker();
 
 	if (w && w->in_timers) {
-		if (w->nunpark_defer < sizeof(w->unpark_defer) /
-					       sizeof(w->unpark_defer[0])) {
-			w->unpark_defer[w->nunpark_defer++] = t;
-			return;
-		}
+		/* timers_run flushes before this can fill (timers_defer_full) */
+		w->unpark_defer[w->nunpark_defer].task = t;
+		w->unpark_defer[w->nunpark_defer++].id = t->id;
+		return;
 	}
 	struct introspect_event_info ev = {
 		.event = INTROSPECT_EV_UNPARK, .task = t, .id = t->id,
@@ -842,14 +844,28 @@ void sched_timers_begin(struct worker *self)
 void sched_timers_end(struct worker *self)
 {
 	self->in_timers = false;
+	sched_timers_flush(self);
+}
+
+/* The unpark events deferred while a heap's lock was held, with the ids
+ * the tasks had when their timers fired. */
+void sched_timers_flush(struct worker *self)
+{
 	for (uint32_t i = 0; i < self->nunpark_defer; i++) {
-		struct task *t = self->unpark_defer[i];
 		struct introspect_event_info ev = {
-			.event = INTROSPECT_EV_UNPARK, .task = t, .id = t->id,
+			.event = INTROSPECT_EV_UNPARK,
+			.task = self->unpark_defer[i].task,
+			.id = self->unpark_defer[i].id,
 		};
 		hooks_emit(&ev);
 	}
 	self->nunpark_defer = 0;
+}
+
+bool sched_timers_defer_full(struct worker *self)
+{
+	return self->nunpark_defer ==
+	       sizeof(self->unpark_defer) / sizeof(self->unpark_defer[0]);
 }
 
 /*
@@ -924,8 +940,12 @@ static _Noreturn void task_exit(void)
 		snapshot_before_exit(t);
 	if (t->id == 1)
 		request_stop(); /* co_run returns; the rest are abandoned */
-	task_release(t);
+	/* Id 0 first: a signal handler that samples this task (a snapshot,
+	 * a stall report) takes id 0 as "exiting" and reads nothing that
+	 * task_release frees. */
 	t->id = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	task_release(t);
 	task_set_state(t, TASK_RUNNING, TASK_DEAD, memory_order_release);
 	atomic_store_explicit(&w->nexited,
 			      atomic_load_explicit(&w->nexited,
@@ -1059,7 +1079,8 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 			     atomic_load_explicit(&w->runq.head,
 						  memory_order_relaxed) >=
 		     SPAWN_RUN_CHILD_AT) &&
-	    parent) {
+	    parent &&
+	    !atomic_load_explicit(&S.stopping, memory_order_relaxed)) {
 		spawn_run_child(w, parent, t);
 		return id;
 	}
@@ -2009,18 +2030,23 @@ static void monitor_add_worker(void)
 		told = true;
 		return;
 	}
-	if (worker_init(w, n) != 0)
+	if (S.monitor_gave_up || worker_init(w, n) != 0)
 		return;
 	w->watch_sw = S.watch_sw + (size_t)n * (size_t)S.nmax;
 	w->has_thread = true;
 	atomic_store_explicit(&S.nworkers, n + 1, memory_order_release);
-	if (pthread_create(&w->thread, NULL, worker_thread, w) != 0) {
-		/* Nobody queues on a worker that never ran: step back.  Its
-		 * loop stays open (a few descriptors, once): a thread that
-		 * read the count a moment ago may still send to its wake
-		 * handle. */
+	int err = pthread_create(&w->thread, &S.worker_attr, worker_thread, w);
+	if (err != 0) {
+		/* Nobody queues on a worker that never ran: step back, and
+		 * add no more this run.  Its loop stays open (a few
+		 * descriptors, once): a thread that read the count a moment
+		 * ago may still send to its wake handle. */
 		w->has_thread = false;
 		atomic_store_explicit(&S.nworkers, n, memory_order_release);
+		S.monitor_gave_up = true;
+		fprintf(stderr, "copper: the monitor could not start a worker "
+			"thread: %s; stuck workers are not relieved\n",
+			strerror(err));
 	}
 }
 
@@ -2041,6 +2067,7 @@ static void stall_begin(struct worker *w, int64_t now)
 	int64_t give_up = co_now() + STALL_ANSWER_NS;
 	int req;
 
+	c->want_sw = w->mon_sw; /* the task the monitor saw, not a later one */
 	atomic_store(&c->req, STALL_ASK);
 	if (!atomic_load(&w->thread_live) || pthread_kill(w->thread, SIGURG))
 		atomic_store(&c->req, STALL_NONE);
@@ -2100,7 +2127,7 @@ static bool monitor_look(int64_t now)
 
 	fatal_serve();
 
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && !atomic_load(&S.stopping); i++) {
 		struct worker *w = &S.workers[i];
 		uint64_t sw = atomic_load_explicit(&w->nswitch,
 						   memory_order_relaxed);
@@ -2168,14 +2195,20 @@ static void *monitor_run(void *arg)
 		idle_looks = 0;
 	}
 	pthread_mutex_unlock(&S.run_lock);
+	/* Close the stall reports still open: their totals, their labels. */
+	for (int i = 0; i < nworkers(); i++)
+		if (S.workers[i].stall_reported)
+			stall_end(&S.workers[i], co_now());
 	return NULL;
 }
 
 /* A worker left its idle sleep: wake the monitor if it sleeps for good. */
 static void monitor_kick(void)
 {
-	if (likely(!atomic_load_explicit(&S.monitor_deep,
-					 memory_order_relaxed)))
+	/* seq_cst: the store of idle = false must come before this load,
+	 * as the monitor's store of monitor_deep comes before its loads of
+	 * idle (the store-buffer pattern). */
+	if (likely(!atomic_load(&S.monitor_deep)))
 		return;
 	pthread_mutex_lock(&S.run_lock);
 	if (atomic_exchange(&S.monitor_deep, false))
@@ -2192,13 +2225,18 @@ static int monitor_start(void)
 /* Starts the worker threads; returns how many run. */
 static int start_threads(void)
 {
-	pthread_attr_t attr;
+	sigset_t mask;
 	int started;
 
-	pthread_attr_init(&attr);
+	/* Workers start with their mask already in place: no window in
+	 * which a process-directed signal could land on one. */
+	pthread_attr_init(&S.worker_attr);
+	signal_worker_mask(&mask);
+	pthread_attr_setsigmask_np(&S.worker_attr, &mask);
 	for (started = 0; started < S.nprocs; started++) {
 		struct worker *w = &S.workers[started];
-		int err = pthread_create(&w->thread, &attr, worker_thread, w);
+		int err = pthread_create(&w->thread, &S.worker_attr,
+					 worker_thread, w);
 		if (err) {
 			for (int i = started; i < S.nprocs; i++)
 				S.workers[i].has_thread = false;
@@ -2209,7 +2247,6 @@ static int start_threads(void)
 			break;
 		}
 	}
-	pthread_attr_destroy(&attr);
 	return started;
 }
 
@@ -2348,13 +2385,23 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 			runtime_hooks.stop();
 	}
 	int abandoned = started ? workers_finish() : 0;
+	if (started)
+		pthread_attr_destroy(&S.worker_attr);
+	/* Objects may be used between runs: waiters of this run are
+	 * forgotten from now on (runtime.h, "Run generations"). */
+	atomic_fetch_add(&sched_run_gen, 1);
 	/* Workers that never started have their loops still open. */
 	for (int i = started; i < S.nprocs; i++)
 		worker_destroy(&S.workers[i]);
-	if (abandoned)
+	if (abandoned) {
+		/* The program's SIGQUIT and SIGURG come back now; the fault
+		 * handler stays while an abandoned task may still overflow. */
+		signal_destroy();
+		snapshot_signal_destroy();
 		S.kept = true;
-	else
+	} else {
 		runtime_fini();
+	}
 out:
 	atomic_store(&S.running, false);
 	return err;

@@ -620,7 +620,16 @@ CO_EXTERN int co_wg_init(co_wg *wgp)
 	return 0;
 }
 
-CO_EXTERN int co_wg_add(co_wg *wgp, int64_t delta)
+static int wg_add(co_wg *wgp, int64_t delta, uintptr_t site);
+
+CO_EXTERN int co_wg_add(co_wg *wg, int64_t delta)
+{
+	return wg_add(wg, delta, (uintptr_t)__builtin_return_address(0));
+}
+
+/* co_wg_add and co_wg_done; site is the public call's return address,
+ * so that a misuse is reported where the program made it. */
+static int wg_add(co_wg *wgp, int64_t delta, uintptr_t site)
 {
 	struct wg *wg = (struct wg *)wgp;
 	struct waiter *list;
@@ -632,7 +641,7 @@ CO_EXTERN int co_wg_add(co_wg *wgp, int64_t delta)
 		/* Go panics "sync: negative WaitGroup counter"; undo, refuse,
 		 * report. */
 		atomic_fetch_sub(&wg->counter, delta);
-		MISUSE(MISUSE_WG_NEGATIVE);
+		misuse_report(MISUSE_WG_NEGATIVE, site);
 		return CO_ERANGE;
 	}
 	if (v > 0 || delta == 0)
@@ -646,7 +655,7 @@ CO_EXTERN int co_wg_add(co_wg *wgp, int64_t delta)
 
 CO_EXTERN int co_wg_done(co_wg *wg)
 {
-	return co_wg_add(wg, -1);
+	return wg_add(wg, -1, (uintptr_t)__builtin_return_address(0));
 }
 
 CO_EXTERN int co_wg_wait(co_wg *wgp)

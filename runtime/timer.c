@@ -151,6 +151,14 @@ int timers_run(struct worker *w, int64_t now)
 	heap_lock(h);
 	while (h->len && h->items[0]->when <= now) {
 		struct timer *t = h->items[0];
+		if (self && sched_timers_defer_full(self)) {
+			/* Between two fires the lock may go: the deferred
+			 * unpark events go out with no lock held. */
+			heap_unlock(h);
+			sched_timers_flush(self);
+			heap_lock(h);
+			continue;
+		}
 		remove_locked(h, t);
 		t->fire(t);
 		fired++;

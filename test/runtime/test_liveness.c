@@ -668,6 +668,47 @@ static void test_liveness_abandoned_objects_p4(void **state)
 	check_objects(4);
 }
 
+/* Objects whose waiters were tasks of a run that ended, used from plain
+ * code before any new run: the waiters are forgotten (no crash in the
+ * waiter queues), and the channel frees. */
+static co_chan *between_ch;
+static co_mutex between_mu;
+
+static void task_between_recv(void *arg)
+{
+	(void)arg;
+	co_chan_recv(between_ch, NULL);
+}
+
+static void task_between_lock(void *arg)
+{
+	(void)arg;
+	co_mutex_lock(&between_mu);
+}
+
+static void task_main_between(void *arg)
+{
+	(void)arg;
+	between_ch = co_chan_new(sizeof(int), 0);
+	CHECK(between_ch != NULL);
+	CHECK_EQ(co_mutex_init(&between_mu), 0);
+	CHECK_EQ(co_mutex_lock(&between_mu), 0);
+	CHECK(co_go(task_between_recv, NULL) != 0);
+	CHECK(co_go(task_between_lock, NULL) != 0);
+	co_sleep(20 * TU_MS); /* both park */
+}
+
+static void test_liveness_objects_between_runs(void **state)
+{
+	(void)state;
+	tu_run(task_main_between, NULL);
+	assert_int_equal(co_chan_close(between_ch), 0);
+	assert_int_equal(co_mutex_unlock(&between_mu), 0);
+	assert_int_equal(co_mutex_trylock(&between_mu), 0);
+	assert_int_equal(co_mutex_unlock(&between_mu), 0);
+	co_chan_free(between_ch);
+}
+
 /* ------------------------------------------------------------------------
  * 4. Spawn storm
  * ---------------------------------------------------------------------- */
@@ -1280,6 +1321,7 @@ int main(void)
 		T(test_liveness_abandoned_objects_p1),
 		T(test_liveness_abandoned_objects_p2),
 		T(test_liveness_abandoned_objects_p4),
+		T(test_liveness_objects_between_runs),
 		/* 4. Spawn storm */
 		T(test_liveness_spawn_storm_bounded),
 		/* 5. Big frame */
