@@ -60,6 +60,13 @@ static void stall_print(FILE *f, const struct stall_report *r)
 		stall_print_task(f, r);
 		return;
 	}
+	if (r->ended && r->run_over) {
+		fprintf(f, "copper: stall: goroutine %" PRIu64 " had run for "
+			   "about %" PRId64 " ms without a switch when the run "
+			   "ended\n",
+			r->id, r->ran_ns / 1000000);
+		return;
+	}
 	if (r->ended) {
 		fprintf(f, "copper: stall: goroutine %" PRIu64 " ran for about "
 			   "%" PRId64 " ms before it switched\n",

@@ -181,6 +181,8 @@ struct stall_report {
 	uintptr_t creator_pc;
 	int64_t ran_ns;
 	bool ended;
+	bool run_over;           /* ended because co_run is returning: the
+				    task had not switched */
 	bool fatal;              /* not a stall: the stack of a task dying of
 				    a stack overflow; print the task alone */
 	const char *misuse;      /* not a stall: a misuse (misuse.c) with

@@ -145,6 +145,8 @@ static struct {
 	pthread_t monitor;            /* the monitor thread (monitor_run) */
 	pthread_attr_t worker_attr;   /* workers' threads: their signal mask */
 	bool monitor_gave_up;         /* a worker thread failed to start */
+	bool monitor_done;            /* it left the run's memory (run_lock) */
+	bool monitor_abandoned;       /* co_run returned without it */
 	_Atomic bool monitor_deep;    /* it sleeps until a worker wakes */
 	pthread_mutex_t run_lock;     /* guards nabandoned; with run_cond, */
 	pthread_cond_t run_cond;      /* co_run waits for task 1 and workers */
@@ -2034,8 +2036,19 @@ static void monitor_add_worker(void)
 		return;
 	w->watch_sw = S.watch_sw + (size_t)n * (size_t)S.nmax;
 	w->has_thread = true;
+	/* Under run_lock, against the stop: co_run counts the workers to
+	 * wait for under it, after setting stopping; a worker published
+	 * after that would never be waited for. */
+	pthread_mutex_lock(&S.run_lock);
+	if (atomic_load(&S.stopping)) {
+		pthread_mutex_unlock(&S.run_lock);
+		w->has_thread = false;
+		worker_destroy(w); /* never published */
+		return;
+	}
 	atomic_store_explicit(&S.nworkers, n + 1, memory_order_release);
 	int err = pthread_create(&w->thread, &S.worker_attr, worker_thread, w);
+	pthread_mutex_unlock(&S.run_lock);
 	if (err != 0) {
 		/* Nobody queues on a worker that never ran: step back, and
 		 * add no more this run.  Its loop stays open (a few
@@ -2101,7 +2114,7 @@ static void stall_end(struct worker *w, int64_t now)
 	struct stall_report r = {
 		.id = c->id, .name = c->name[0] ? c->name : NULL,
 		.labels = c->labels, .worker = w->id, .ran_ns = ran,
-		.ended = true,
+		.ended = true, .run_over = atomic_load(&S.stopping),
 	};
 
 	w->stall_reported = false;
@@ -2199,7 +2212,44 @@ static void *monitor_run(void *arg)
 	for (int i = 0; i < nworkers(); i++)
 		if (S.workers[i].stall_reported)
 			stall_end(&S.workers[i], co_now());
+	/* The last touch of the run's memory (see monitor_finish). */
+	pthread_mutex_lock(&S.run_lock);
+	S.monitor_done = true;
+	if (S.monitor_abandoned)
+		S.nabandoned--;
+	pthread_cond_broadcast(&S.run_cond);
+	pthread_mutex_unlock(&S.run_lock);
 	return NULL;
+}
+
+/*
+ * co_run waits for the monitor as it waits for workers: up to
+ * CO_RUN_GRACE_NS, since a stall report being symbolized or a stderr
+ * nobody reads can hold it.  Past that it is abandoned like a worker:
+ * detached, counted in nabandoned, and the run's memory kept until it
+ * is gone.  Returns whether it was abandoned.
+ */
+static bool monitor_finish(void)
+{
+	struct timespec until = run_deadline(CO_RUN_GRACE_NS);
+	bool done;
+
+	pthread_mutex_lock(&S.run_lock);
+	while (!S.monitor_done &&
+	       pthread_cond_timedwait(&S.run_cond, &S.run_lock, &until) !=
+		       ETIMEDOUT)
+		;
+	done = S.monitor_done;
+	if (!done) {
+		S.monitor_abandoned = true;
+		S.nabandoned++;
+	}
+	pthread_mutex_unlock(&S.run_lock);
+	if (done)
+		pthread_join(S.monitor, NULL);
+	else
+		pthread_detach(S.monitor);
+	return !done;
 }
 
 /* A worker left its idle sleep: wake the monitor if it sleeps for good. */
@@ -2219,6 +2269,8 @@ static void monitor_kick(void)
 static int monitor_start(void)
 {
 	atomic_store(&S.monitor_deep, false);
+	S.monitor_done = false;
+	S.monitor_abandoned = false;
 	return -pthread_create(&S.monitor, NULL, monitor_run, NULL);
 }
 
@@ -2282,7 +2334,7 @@ static int workers_finish(void)
 			abandoned++;
 		}
 	}
-	S.nabandoned = abandoned;
+	S.nabandoned += abandoned;
 	pthread_mutex_unlock(&S.run_lock);
 	for (int i = 0; i < started; i++) {
 		struct worker *w = &S.workers[i];
@@ -2338,6 +2390,7 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	bool expected = false;
 	int err, started = 0;
+	bool monitor_kept = false;
 
 	if (!main_fn)
 		return CO_EINVAL;
@@ -2380,11 +2433,11 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 			pthread_cond_wait(&S.run_cond, &S.run_lock);
 		pthread_mutex_unlock(&S.run_lock);
 		if (monitor)
-			pthread_join(S.monitor, NULL);
+			monitor_kept = monitor_finish();
 		if (runtime_hooks.stop)
 			runtime_hooks.stop();
 	}
-	int abandoned = started ? workers_finish() : 0;
+	int abandoned = (started ? workers_finish() : 0) + monitor_kept;
 	if (started)
 		pthread_attr_destroy(&S.worker_attr);
 	/* Objects may be used between runs: waiters of this run are
