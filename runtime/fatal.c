@@ -155,15 +155,12 @@ static void put_frame(char *buf, size_t *n, size_t cap, uintptr_t pc)
 
 static void print_frames(struct task *t, const ucontext_t *uc)
 {
-#if defined(__x86_64__)
-	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-	uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
-#else
-	uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
-	uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
-#endif
+	uintptr_t pc, fp, sp;
 	int npcs;
 
+	/* Not introspect_self_stack: sp has overflowed below the stack, the
+	 * frame pointer chain above it is still the task's. */
+	uc_regs(uc, &pc, &fp, &sp);
 	fatal_req.pcs[0] = pc;
 	npcs = 1 + introspect_walk_fp(fp, t->stack_lo, t->stack_hi,
 				      fatal_req.pcs + 1, STALL_PCS_MAX - 1);

@@ -172,10 +172,9 @@ void introspect_thread_register(void)
 	pthread_attr_destroy(&attr);
 }
 
-int introspect_self_stack(uintptr_t *pcs, int max, const void *ucv,
+int introspect_self_stack(uintptr_t *pcs, int max, const void *uc,
 			  bool *leaf_is_pc)
 {
-	const ucontext_t *uc = ucv;
 	struct worker *w = sched_worker();
 	struct task *t = w ? w->current : NULL;
 	uintptr_t fp, sp, lo = self_lo, hi = self_hi;
@@ -186,15 +185,7 @@ int introspect_self_stack(uintptr_t *pcs, int max, const void *ucv,
 	if (max <= 0)
 		return 0;
 	if (uc) {
-#if defined(__x86_64__)
-		pcs[n++] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-		fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
-		sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-#elif defined(__aarch64__)
-		pcs[n++] = (uintptr_t)uc->uc_mcontext.pc;
-		fp = (uintptr_t)uc->uc_mcontext.regs[29];
-		sp = (uintptr_t)uc->uc_mcontext.sp;
-#endif
+		uc_regs(uc, &pcs[n++], &fp, &sp);
 	} else {
 		fp = (uintptr_t)__builtin_frame_address(0);
 		sp = fp;
@@ -212,21 +203,32 @@ int introspect_self_stack(uintptr_t *pcs, int max, const void *ucv,
 	return n + introspect_walk_fp(fp, lo, hi, pcs + n, max - n);
 }
 
+/* In a signal handler on worker w: the task whose code was interrupted
+ * at sp, or NULL when it was the scheduler, a half-done switch, or a task
+ * exiting (id 0: its name and labels may be going). */
+static struct task *task_interrupted(struct worker *w, uintptr_t sp)
+{
+	struct task *t = w->current;
+
+	if (t && t->id != 0 && atomic_load(&t->on_cpu) && sp >= t->stack_lo &&
+	    sp < t->stack_hi)
+		return t;
+	return NULL;
+}
+
 /* In the SIGURG handler of worker w, asked by the monitor (STALL_ASK):
  * the task it runs, with its stack from the interrupted registers. */
 void stall_capture_here(struct worker *w, uintptr_t pc, uintptr_t fp,
 			uintptr_t sp)
 {
 	struct stall_capture *c = &w->stall;
-	struct task *t = w->current;
+	struct task *t = task_interrupted(w, sp);
 	int ask = STALL_ASK;
 
 	if (!atomic_compare_exchange_strong(&c->req, &ask, STALL_BUSY))
 		return;
-	if (!t || t->id == 0 || !atomic_load(&t->on_cpu) ||
-	    sp < t->stack_lo || sp >= t->stack_hi ||
-	    atomic_load_explicit(&w->nswitch, memory_order_relaxed) !=
-		    c->want_sw) {
+	if (!t || atomic_load_explicit(&w->nswitch, memory_order_relaxed) !=
+			  c->want_sw) {
 		atomic_store(&c->req, STALL_NONE); /* in the scheduler */
 		return;
 	}
@@ -409,32 +411,23 @@ void snapshot_before_exit(struct task *t)
 static void snapshot_signal(int sig, siginfo_t *si, void *ucv)
 {
 	struct worker *w = sched_worker();
-	ucontext_t *uc = ucv;
+	uintptr_t pc, fp, sp;
 	int saved_errno = errno;
 	(void)sig;
 	(void)si;
 
 	if (!w)
 		goto out;
-#if defined(__x86_64__)
-	uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-	uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
-#elif defined(__aarch64__)
-	uintptr_t sp = (uintptr_t)uc->uc_mcontext.sp;
-	uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
-	uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
-#endif
+	uc_regs(ucv, &pc, &fp, &sp);
 	if (atomic_load_explicit(&w->stall.req, memory_order_relaxed) ==
 	    STALL_ASK)
 		stall_capture_here(w, pc, fp, sp);
 	if (!hook_enter())
 		goto out;
-	struct task *t = w->current;
-	/* Only task code, not the scheduler or a half-done switch; id 0:
-	 * exiting, after its own check for a snapshot. */
-	if (t && t->id != 0 && atomic_load(&t->on_cpu) && sp >= t->stack_lo &&
-	    sp < t->stack_hi) {
+	/* Only task code; id 0: exiting, after its own check for a
+	 * snapshot. */
+	struct task *t = task_interrupted(w, sp);
+	if (t) {
 		uint64_t epoch = atomic_load(&snapshot_gate.epoch);
 		if (claim(t, epoch)) {
 			record(t, TASK_RUNNING, pc, fp);

@@ -21,6 +21,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -366,7 +367,6 @@ struct worker {
 	bool has_thread;                          /* a thread was started */
 	uint64_t mon_sw;                          /* the monitor's last look: */
 	int64_t mon_since;                        /* nswitch, and since when */
-	bool mon_stuck;                           /* one task ran that long */
 	bool stall_reported;                      /* COPPER_STALL_MS said so */
 	struct stall_capture stall;               /* ... about this task */
 	bool finished;                            /* its thread left the
@@ -633,6 +633,23 @@ CO_INTERNAL extern void (*stall_report_hook)(const struct stall_report *);
 /* The monitor's part in a fatal error (fatal.c): prints the symbolized
  * stack a fault handler left for it, off the broken stack. */
 CO_INTERNAL void fatal_serve(void);
+/* The interrupted pc, frame pointer and stack pointer of a signal
+ * handler's ucontext (the snapshot, stall and fault handlers). */
+static inline void uc_regs(const void *ucv, uintptr_t *pc, uintptr_t *fp,
+			   uintptr_t *sp)
+{
+	const ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+	*pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	*fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+	*sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	*pc = (uintptr_t)uc->uc_mcontext.pc;
+	*fp = (uintptr_t)uc->uc_mcontext.regs[29];
+	*sp = (uintptr_t)uc->uc_mcontext.sp;
+#endif
+}
+
 /* Fills w->stall from the SIGURG handler's context (introspect.c). */
 CO_INTERNAL void stall_capture_here(struct worker *w, uintptr_t pc,
 				    uintptr_t fp, uintptr_t sp);

@@ -2154,17 +2154,14 @@ static bool monitor_look(int64_t now)
 				stall_end(w, now);
 			w->mon_sw = sw;
 			w->mon_since = now;
-			w->mon_stuck = false;
 			idle += is_idle;
 			continue;
 		}
 		if (S.cfg.stall_ns && now - w->mon_since >= S.cfg.stall_ns &&
 		    !w->stall_reported)
 			stall_begin(w, now);
-		if (now - w->mon_since >= MONITOR_STUCK_NS) {
-			w->mon_stuck = true;
+		if (now - w->mon_since >= MONITOR_STUCK_NS)
 			stuck++;
-		}
 	}
 	atomic_store(&S.nstuck, stuck);
 	if (stuck > 0 && n - stuck < S.nprocs &&
