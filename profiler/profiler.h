@@ -107,8 +107,10 @@ struct prof_frame {
 PROF_INTERNAL int prof_symbolize(uintptr_t pc, bool exact,
 				 struct prof_frame *out, int max);
 /* True if pc lies in an executable mapping of the process: a return
- * address outside every one is junk from a broken frame chain. */
-PROF_INTERNAL bool prof_pc_mapped(uintptr_t pc);
+ * address outside every one is junk from a broken frame chain.  On a
+ * miss it re-reads the mappings once while *refreshed is false (a caller
+ * starts a pass with it false). */
+PROF_INTERNAL bool prof_pc_mapped(uintptr_t pc, bool *refreshed);
 /* True for a frame of Copper's own runtime that is not public API:
  * printers skip them at the top of a stack, as Go skips runtime.*. */
 PROF_INTERNAL bool prof_frame_is_internal(const struct prof_frame *f);

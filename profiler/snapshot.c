@@ -43,7 +43,6 @@
 #include "copper.h"
 #include "profiler.h"
 #include "runtime/introspect.h"
-#include "symbols.h"
 
 #define NAME_MAX_COPY 128
 #define RECORD_MAX \
@@ -254,16 +253,14 @@ void snapshot_release_kept(void)
 static void stacks_fix(struct snapshot *s)
 {
 	uintptr_t last_pc = 0, last_entry = 0;
-	bool last_missing = false;
-
-	symbols_refresh(); /* a library dlopened since: its code is real */
+	bool last_missing = false, refreshed = false;
 
 	for (size_t i = 0; i < s->n; i++) {
 		struct prof_task *t = s->tasks[i];
 		int k;
 
 		for (k = t->leaf_is_pc ? 1 : 0; k < t->npcs; k++)
-			if (!prof_pc_mapped(t->pcs[k])) {
+			if (!prof_pc_mapped(t->pcs[k], &refreshed)) {
 				t->npcs = (uint16_t)k;
 				break;
 			}

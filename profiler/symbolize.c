@@ -94,14 +94,13 @@ int prof_pprof_symbolize(void *ctx, uintptr_t pc, struct pprof_frame *frames,
 	return n > 0 ? n : 0;
 }
 
-bool prof_pc_mapped(uintptr_t pc)
+static int pc_mapped_in(uintptr_t pc)
 {
 	const struct symbols_mapping *m;
 	size_t lo = 0, hi;
 
-	symbols_init();
 	if (symbols_mappings(&m, &hi) < 0)
-		return true; /* nothing to judge by: keep the frame */
+		return -1;
 	/* /proc/self/maps lists mappings by address. */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -110,9 +109,26 @@ bool prof_pc_mapped(uintptr_t pc)
 		else if (pc >= m[mid].limit)
 			lo = mid + 1;
 		else
-			return true;
+			return 1;
 	}
-	return false;
+	return 0;
+}
+
+bool prof_pc_mapped(uintptr_t pc, bool *refreshed)
+{
+	int in;
+
+	symbols_init();
+	if ((in = pc_mapped_in(pc)) < 0)
+		return true; /* nothing to judge by: keep the frame */
+	if (!in && !*refreshed) {
+		/* Perhaps a library dlopened since the mappings were read:
+		 * look once more, once per caller's pass. */
+		*refreshed = true;
+		symbols_refresh();
+		in = pc_mapped_in(pc) != 0;
+	}
+	return in;
 }
 
 int prof_pprof_add_mappings(struct pprof_builder *b)
