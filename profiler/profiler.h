@@ -106,11 +106,20 @@ struct prof_frame {
  * Returns the number of frames (inline chain, innermost first), ≥ 1. */
 PROF_INTERNAL int prof_symbolize(uintptr_t pc, bool exact,
 				 struct prof_frame *out, int max);
+/* The executable mappings, taken once for a pass over many addresses
+ * (the symbolizer's lock is not taken per address). */
+struct symbols_mapping;
+struct prof_maps {
+	const struct symbols_mapping *m;  /* NULL: unknown */
+	size_t n;
+	bool refreshed;                   /* re-read once this pass */
+};
+PROF_INTERNAL void prof_maps_get(struct prof_maps *pm);
 /* True if pc lies in an executable mapping of the process: a return
  * address outside every one is junk from a broken frame chain.  On a
- * miss it re-reads the mappings once while *refreshed is false (a caller
- * starts a pass with it false). */
-PROF_INTERNAL bool prof_pc_mapped(uintptr_t pc, bool *refreshed);
+ * miss it re-reads the mappings once per pass (a library dlopened since
+ * they were read). */
+PROF_INTERNAL bool prof_pc_mapped(struct prof_maps *pm, uintptr_t pc);
 /* True for a frame of Copper's own runtime that is not public API:
  * printers skip them at the top of a stack, as Go skips runtime.*. */
 PROF_INTERNAL bool prof_frame_is_internal(const struct prof_frame *f);

@@ -250,38 +250,71 @@ void snapshot_release_kept(void)
  * (its first instruction), so every record names what the task was
  * started with.  Tasks that share a stack top share the lookup.
  */
+/* The index of the return address into task_main in t's stack (the
+ * entry was called from there), or -1.  It sits at the end, before the
+ * trampoline, and has one value in every stack: found by symbols once,
+ * then by that value (*main_ret). */
+static int main_frame(const struct snapshot *s, const struct prof_task *t,
+		      uintptr_t *main_ret)
+{
+	for (int k = t->npcs - 1; k >= 0 && k >= t->npcs - 3; k--) {
+		uintptr_t pc = t->pcs[k];
+		bool exact = k == 0 && t->leaf_is_pc;
+		if (exact)
+			continue;
+		if (*main_ret) {
+			if (pc == *main_ret)
+				return k;
+			continue;
+		}
+		bool trampoline = pc - 1 >= s->hide_entry[1] &&
+				  pc - 1 < s->hide_entry[1] + 16;
+		if (!trampoline && prof_pc_is_entry(s, pc, false)) {
+			*main_ret = pc;
+			return k;
+		}
+	}
+	return -1;
+}
+
 static void stacks_fix(struct snapshot *s)
 {
-	uintptr_t last_pc = 0, last_entry = 0;
-	bool last_missing = false, refreshed = false;
+	/* A small cache of "is the frame below task_main not the entry?",
+	 * by that frame's pc and the entry: tasks share few stack tops. */
+	struct {
+		uintptr_t pc, entry;
+		bool exact, missing;
+	} seen[64] = {{0}};
+	uintptr_t main_ret = 0;
+	struct prof_maps pm;
 
+	prof_maps_get(&pm);
 	for (size_t i = 0; i < s->n; i++) {
 		struct prof_task *t = s->tasks[i];
 		int k;
 
 		for (k = t->leaf_is_pc ? 1 : 0; k < t->npcs; k++)
-			if (!prof_pc_mapped(t->pcs[k], &refreshed)) {
+			if (!prof_pc_mapped(&pm, t->pcs[k])) {
 				t->npcs = (uint16_t)k;
 				break;
 			}
-		/* Where task_main's frame is: the entry was called from it. */
-		for (k = 0; k < t->npcs; k++)
-			if (prof_pc_is_entry(s, t->pcs[k],
-					     k == 0 && t->leaf_is_pc))
-				break;
-		if (k == 0 || k == t->npcs || !t->entry)
+		k = main_frame(s, t, &main_ret);
+		if (k <= 0 || !t->entry)
 			continue;
 		uintptr_t pc = t->pcs[k - 1];
 		bool exact = k - 1 == 0 && t->leaf_is_pc;
-		if (pc != last_pc || t->entry != last_entry) {
+		size_t slot = (pc ^ t->entry) % 64;
+		if (seen[slot].pc != pc || seen[slot].entry != t->entry ||
+		    seen[slot].exact != exact) {
 			struct prof_frame fr[32];
 			int nf = prof_symbolize(pc, exact, fr, 32);
-			last_pc = pc;
-			last_entry = t->entry;
-			last_missing = fr[nf - 1].entry &&
-				       fr[nf - 1].entry != t->entry;
+			seen[slot].pc = pc;
+			seen[slot].entry = t->entry;
+			seen[slot].exact = exact;
+			seen[slot].missing = fr[nf - 1].entry &&
+					     fr[nf - 1].entry != t->entry;
 		}
-		if (!last_missing)
+		if (!seen[slot].missing)
 			continue;
 		/* pcs holds room for one more (record_task). */
 		memmove(&t->pcs[k + 1], &t->pcs[k],

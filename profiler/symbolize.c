@@ -94,41 +94,47 @@ int prof_pprof_symbolize(void *ctx, uintptr_t pc, struct pprof_frame *frames,
 	return n > 0 ? n : 0;
 }
 
-static int pc_mapped_in(uintptr_t pc)
+void prof_maps_get(struct prof_maps *pm)
 {
-	const struct symbols_mapping *m;
-	size_t lo = 0, hi;
+	pm->refreshed = false;
+	if (symbols_mappings(&pm->m, &pm->n) < 0)
+		pm->m = NULL;
+}
 
-	if (symbols_mappings(&m, &hi) < 0)
-		return -1;
+static bool pc_in(const struct prof_maps *pm, uintptr_t pc)
+{
+	size_t lo = 0, hi = pm->n;
+
 	/* /proc/self/maps lists mappings by address. */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (pc < m[mid].start)
+		if (pc < pm->m[mid].start)
 			hi = mid;
-		else if (pc >= m[mid].limit)
+		else if (pc >= pm->m[mid].limit)
 			lo = mid + 1;
 		else
-			return 1;
+			return true;
 	}
-	return 0;
+	return false;
 }
 
-bool prof_pc_mapped(uintptr_t pc, bool *refreshed)
+bool prof_pc_mapped(struct prof_maps *pm, uintptr_t pc)
 {
-	int in;
-
-	symbols_init();
-	if ((in = pc_mapped_in(pc)) < 0)
+	if (!pm->m)
 		return true; /* nothing to judge by: keep the frame */
-	if (!in && !*refreshed) {
-		/* Perhaps a library dlopened since the mappings were read:
-		 * look once more, once per caller's pass. */
-		*refreshed = true;
-		symbols_refresh();
-		in = pc_mapped_in(pc) != 0;
+	if (pc_in(pm, pc))
+		return true;
+	if (pm->refreshed)
+		return false;
+	/* Perhaps a library dlopened since the mappings were read: look
+	 * once more, once per pass. */
+	pm->refreshed = true;
+	symbols_refresh();
+	if (symbols_mappings(&pm->m, &pm->n) < 0) {
+		pm->m = NULL;
+		return true;
 	}
-	return in;
+	return pc_in(pm, pc);
 }
 
 int prof_pprof_add_mappings(struct pprof_builder *b)
