@@ -112,6 +112,7 @@ struct symbols_mapping;
 struct prof_maps {
 	const struct symbols_mapping *m;  /* NULL: unknown */
 	size_t n;
+	size_t last;                      /* the mapping of the last hit */
 	bool refreshed;                   /* re-read once this pass */
 };
 PROF_INTERNAL void prof_maps_get(struct prof_maps *pm);

@@ -97,23 +97,30 @@ int prof_pprof_symbolize(void *ctx, uintptr_t pc, struct pprof_frame *frames,
 void prof_maps_get(struct prof_maps *pm)
 {
 	pm->refreshed = false;
+	pm->last = 0;
 	if (symbols_mappings(&pm->m, &pm->n) < 0)
 		pm->m = NULL;
 }
 
-static bool pc_in(const struct prof_maps *pm, uintptr_t pc)
+static bool pc_in(struct prof_maps *pm, uintptr_t pc)
 {
 	size_t lo = 0, hi = pm->n;
 
+	/* Most addresses of a stack lie in the mapping the last one did. */
+	if (pm->last < pm->n && pc >= pm->m[pm->last].start &&
+	    pc < pm->m[pm->last].limit)
+		return true;
 	/* /proc/self/maps lists mappings by address. */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (pc < pm->m[mid].start)
+		if (pc < pm->m[mid].start) {
 			hi = mid;
-		else if (pc >= pm->m[mid].limit)
+		} else if (pc >= pm->m[mid].limit) {
 			lo = mid + 1;
-		else
+		} else {
+			pm->last = mid;
 			return true;
+		}
 	}
 	return false;
 }
@@ -134,6 +141,7 @@ bool prof_pc_mapped(struct prof_maps *pm, uintptr_t pc)
 		pm->m = NULL;
 		return true;
 	}
+	pm->last = 0;
 	return pc_in(pm, pc);
 }
 
