@@ -245,6 +245,28 @@ PROF_INTERNAL void textfmt_frames_write(FILE *f, const struct snapshot *s,
 					bool all_frames);
 
 /* ------------------------------------------------------------------------
+ * The service thread (service.c): one thread with its own libuv loop for
+ * what the profiler does for an outside asker (dumps, the admin port),
+ * started on first need, stopped as co_run returns.
+ * ---------------------------------------------------------------------- */
+#include <signal.h>
+struct uv_loop_s;
+/* Starts the thread if it does not run; 0 or a negative code. */
+PROF_INTERNAL int service_start(void);
+PROF_INTERNAL bool service_running(void);
+/* The loop: use it on the service thread only. */
+PROF_INTERNAL struct uv_loop_s *service_loop(void);
+PROF_INTERNAL bool service_on_thread(void);
+/* Runs fn(arg) on the service thread soon (starting it if need be);
+ * 0, -ENOMEM, or -ECANCELED while it stops. */
+PROF_INTERNAL int service_call(void (*fn)(void *arg), void *arg);
+/* ... and waits until it ran (inline on the service thread); fails
+ * with -ECANCELED if the thread does not run. */
+PROF_INTERNAL int service_call_sync(void (*fn)(void *arg), void *arg);
+/* On the service thread: blocks every signal but those in unblocked. */
+PROF_INTERNAL void service_set_sigmask(const sigset_t *unblocked);
+
+/* ------------------------------------------------------------------------
  * The goroutine profile (goroutine.c)
  * ---------------------------------------------------------------------- */
 PROF_INTERNAL int goroutine_write(const struct snapshot *s, int fd,

@@ -112,3 +112,55 @@ void hooks_emit(const struct introspect_event_info *ev)
 	}
 	atomic_fetch_sub(&H.inflight, 1);
 }
+
+/* ------------------------------------------------------------------------
+ * Life cycle: the profiler's parts around co_run
+ *
+ * Added from constructors before any co_run, read by co_run only: the
+ * list needs no lock beyond the one that adds.
+ * ---------------------------------------------------------------------- */
+#define LIFECYCLE_MAX 8
+
+static struct {
+	int (*start)(void);
+	void (*stop)(void);
+} lifecycle[LIFECYCLE_MAX];
+static int nlifecycle;
+static int nstarted;    /* parts started by the running co_run */
+
+int introspect_add_lifecycle(int (*start)(void), void (*stop)(void))
+{
+	int err = 0;
+
+	pthread_mutex_lock(&H.lock);
+	if (nlifecycle == LIFECYCLE_MAX) {
+		err = -ENOSPC;
+	} else {
+		lifecycle[nlifecycle].start = start;
+		lifecycle[nlifecycle].stop = stop;
+		nlifecycle++;
+	}
+	pthread_mutex_unlock(&H.lock);
+	return err;
+}
+
+int hooks_lifecycle_start(void)
+{
+	for (nstarted = 0; nstarted < nlifecycle; nstarted++) {
+		int err = lifecycle[nstarted].start ? lifecycle[nstarted].start() : 0;
+		if (err < 0) {
+			hooks_lifecycle_stop();
+			return err;
+		}
+	}
+	return 0;
+}
+
+void hooks_lifecycle_stop(void)
+{
+	while (nstarted > 0) {
+		nstarted--;
+		if (lifecycle[nstarted].stop)
+			lifecycle[nstarted].stop();
+	}
+}

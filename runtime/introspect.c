@@ -106,12 +106,6 @@ void introspect_set_label_hooks(void (*ref)(void *), void (*unref)(void *))
 	runtime_hooks.labels_unref = unref;
 }
 
-void introspect_set_lifecycle(int (*start)(void), void (*stop)(void))
-{
-	runtime_hooks.start = start;
-	runtime_hooks.stop = stop;
-}
-
 _Static_assert((int)INTROSPECT_DEAD == (int)TASK_DEAD &&
 		       (int)INTROSPECT_RUNNABLE == (int)TASK_RUNNABLE &&
 		       (int)INTROSPECT_RUNNING == (int)TASK_RUNNING &&

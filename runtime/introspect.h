@@ -23,6 +23,7 @@
 #ifndef COPPER_RUNTIME_INTROSPECT_H
 #define COPPER_RUNTIME_INTROSPECT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -155,10 +156,13 @@ void introspect_task_entries(uintptr_t *task_main, uintptr_t *trampoline)
 /* Installs the reference counting of label sets (see runtime_hooks). */
 void introspect_set_label_hooks(void (*ref)(void *), void (*unref)(void *))
 	__attribute__((visibility("hidden")));
-/* Installs what co_run calls after its workers start (a negative return
- * makes co_run fail with it) and before they stop.  The profiler starts
- * its signal-dump thread there. */
-void introspect_set_lifecycle(int (*start)(void), void (*stop)(void))
+/* Adds a part to what co_run starts before task 1 runs (a negative
+ * return makes co_run fail with it, once the parts started before it
+ * are stopped) and stops once task 1 has returned: starts in the order
+ * added, stops in reverse (up to 8 parts; -ENOSPC beyond).  Call from a
+ * constructor, before any co_run.  The profiler's service thread, dump
+ * signal and profile rates start here. */
+int introspect_add_lifecycle(int (*start)(void), void (*stop)(void))
 	__attribute__((visibility("hidden")));
 /* Installs the profiler's fatal dumper (deadlock, co_fatal). */
 void introspect_set_fatal_dump(void (*dump)(int fd))
@@ -221,6 +225,19 @@ int introspect_self_stack(uintptr_t *pcs, int max, const void *uc,
 /* Records the calling thread's stack bounds for introspect_self_stack
  * (not async-signal-safe: call it when the thread starts). */
 void introspect_thread_register(void) __attribute__((visibility("hidden")));
+
+/*
+ * Signals a profiler part takes (runtime/signal.c has the table): fn
+ * becomes signo's handler (SA_SIGINFO, SA_RESTART; SIGURG held off while
+ * it runs), and no thread of the runtime takes signo: workers block it
+ * from their start, co_run's caller from now until co_run returns.  The
+ * part's own thread must leave it unblocked.  fn NULL puts back the
+ * program's action.  -EINVAL for a signal the system or the runtime
+ * keeps (introspect_signal_usable false).
+ */
+int introspect_signal_route(int signo, void (*fn)(int, siginfo_t *, void *))
+	__attribute__((visibility("hidden")));
+bool introspect_signal_usable(int signo) __attribute__((visibility("hidden")));
 
 /* Current task id and whether the runtime is running. */
 bool introspect_running(void) __attribute__((visibility("hidden")));

@@ -612,20 +612,25 @@ static inline bool hook_on(enum introspect_event e)
 }
 
 /* ------------------------------------------------------------------------
- * Single-owner hooks (task.c): label reference counting and the
- * profiler's start-up and shut-down around co_run.
+ * Single-owner hooks (task.c): label reference counting.  (The
+ * profiler's parts start and stop with co_run through hooks.c's
+ * lifecycle list, which takes several.)
  * ---------------------------------------------------------------------- */
 struct runtime_hooks {
 	/* Label sets are the profiler's, reference counted: a spawned task
 	 * shares its parent's set, an exiting one drops it. */
 	void (*labels_ref)(void *labels);
 	void (*labels_unref)(void *labels);
-	/* co_run: after the workers exist, before they wind down. */
-	int (*start)(void);
-	void (*stop)(void);
 };
 
 CO_INTERNAL extern struct runtime_hooks runtime_hooks;
+
+/* hooks.c: co_run calls every start added with introspect_add_lifecycle
+ * in the order added; on a failure, the stops of those already started,
+ * in reverse, and returns the failure.  hooks_lifecycle_stop calls every
+ * stop in reverse order. */
+CO_INTERNAL int hooks_lifecycle_start(void);
+CO_INTERNAL void hooks_lifecycle_stop(void);
 
 /* The profiler's printer of stall reports (introspect.h), or NULL. */
 struct stall_report;
@@ -732,6 +737,10 @@ CO_INTERNAL void fatal_dump_all(void);
  * ---------------------------------------------------------------------- */
 /* The signals a worker blocks: all but the synchronous ones and SIGURG. */
 CO_INTERNAL void signal_worker_mask(sigset_t *set);
+/* sched.c: blocks signo on co_run's caller until co_run returns (at
+ * once on that thread, else by asking it and waiting up to 1 s); 0 when
+ * no co_run runs. */
+CO_INTERNAL int sched_caller_block(int signo);
 CO_INTERNAL int signal_init(const struct config *cfg);
 CO_INTERNAL void signal_destroy(void);
 

@@ -153,6 +153,13 @@ static struct {
 	int nabandoned;               /* threads of a kept run still out */
 	bool kept;                    /* the last run's memory is still
 					 allocated: it abandoned threads */
+	/* Signals routed away from co_run's caller (sched_caller_block),
+	 * under run_lock: asked for, and blocked there by now. */
+	pthread_t caller;             /* the thread in co_run */
+	bool caller_live;             /* ... between start-up and return */
+	sigset_t caller_mask;         /* its mask before co_run */
+	uint64_t caller_want;         /* bit signo-1 */
+	uint64_t caller_blocked;
 } S = {
 	.global_lock = PTHREAD_MUTEX_INITIALIZER,
 	.idle_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -2372,6 +2379,51 @@ static int reclaim_abandoned_run(void)
 
 /* run_cond waits on CLOCK_MONOTONIC: a wall-clock step must not stretch
  * co_run's grace period. */
+/* On co_run's caller: blocks the signals routed away from it since it
+ * last looked, and tells the askers. */
+static void caller_block_locked(void)
+{
+	uint64_t add = S.caller_want & ~S.caller_blocked;
+	sigset_t set;
+
+	if (!add)
+		return;
+	sigemptyset(&set);
+	for (int s = 1; s <= 64; s++)
+		if (add >> (s - 1) & 1)
+			sigaddset(&set, s);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	S.caller_blocked |= add;
+	pthread_cond_broadcast(&S.run_cond);
+}
+
+int sched_caller_block(int signo)
+{
+	uint64_t bit = (uint64_t)1 << (signo - 1);
+	struct timespec until;
+	int err = 0;
+
+	if (signo < 1 || signo > 64 || signo >= NSIG)
+		return CO_EINVAL;
+	pthread_mutex_lock(&S.run_lock);
+	if (!S.caller_live)
+		goto out; /* no run: the caller's mask is the program's */
+	S.caller_want |= bit;
+	if (pthread_equal(pthread_self(), S.caller)) {
+		caller_block_locked();
+		goto out;
+	}
+	pthread_cond_broadcast(&S.run_cond);
+	until = run_deadline(1000000000);
+	while (S.caller_live && !(S.caller_blocked & bit) && err == 0)
+		err = -pthread_cond_timedwait(&S.run_cond, &S.run_lock, &until);
+	if (err == -ETIMEDOUT)
+		err = CO_ETIMEDOUT; /* still starting up: it blocks it soon */
+out:
+	pthread_mutex_unlock(&S.run_lock);
+	return err;
+}
+
 static void run_cond_init(void)
 {
 	pthread_condattr_t attr;
@@ -2403,7 +2455,13 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 	 * completes before task 1 can run: a bad COPPER_SIGDUMP must stop
 	 * co_run before main_fn starts, and an early SIGUSR1 must find its
 	 * handler. */
-	err = runtime_hooks.start ? runtime_hooks.start() : 0;
+	pthread_mutex_lock(&S.run_lock);
+	S.caller = pthread_self();
+	S.caller_want = S.caller_blocked = 0;
+	pthread_sigmask(SIG_BLOCK, NULL, &S.caller_mask);
+	S.caller_live = true;
+	pthread_mutex_unlock(&S.run_lock);
+	err = hooks_lifecycle_start();
 	if (err == 0) {
 		/* Task 1 waits on worker 0's queue until the threads start;
 		 * the calling thread borrows worker 0 only to put it there. */
@@ -2412,8 +2470,8 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 			  (uintptr_t)__builtin_return_address(0)) != 1)
 			err = CO_ENOMEM;
 		tls_worker = NULL;
-		if (err && runtime_hooks.stop)
-			runtime_hooks.stop();
+		if (err)
+			hooks_lifecycle_stop();
 	}
 	if (err == 0) {
 		/* The calling thread runs no task: it waits for task 1 to
@@ -2426,14 +2484,20 @@ CO_EXTERN int co_run(void (*main_fn)(void *), void *arg)
 		}
 		bool monitor = started > 0 && monitor_start() == 0;
 		pthread_mutex_lock(&S.run_lock);
-		while (!atomic_load(&S.stopping))
+		while (!atomic_load(&S.stopping)) {
+			caller_block_locked();
 			pthread_cond_wait(&S.run_cond, &S.run_lock);
+		}
 		pthread_mutex_unlock(&S.run_lock);
 		if (monitor)
 			monitor_kept = monitor_finish();
-		if (runtime_hooks.stop)
-			runtime_hooks.stop();
+		hooks_lifecycle_stop();
 	}
+	pthread_mutex_lock(&S.run_lock);
+	S.caller_live = false;
+	pthread_sigmask(SIG_SETMASK, &S.caller_mask, NULL);
+	pthread_cond_broadcast(&S.run_cond);
+	pthread_mutex_unlock(&S.run_lock);
 	int abandoned = (started ? workers_finish() : 0) + monitor_kept;
 	if (started)
 		pthread_attr_destroy(&S.worker_attr);
