@@ -10,7 +10,7 @@
  * request (no bodies, the same minimal parsing on both sides), queueing
  * one fixed response per request and writing the batch once the buffer
  * holds no further complete request (pipelining-safe).  --core serves
- * the same body through net/http.c (http_parser, limits, Date header),
+ * the same body through co_http_serve (http_parser, limits, Date header),
  * to compare with bench/go/http_nethttp.
  *
  * Prints "listening <address>" once ready; runs until killed.
@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../net/http.h"
 
 #define BUF 4096
 
@@ -70,24 +69,24 @@ static void task_raw_conn(void *arg)
 	co_close(c);
 }
 
-static void hello(const struct http_request *r, struct http_response *w,
+static void hello(const co_http_request *r, co_http_response *w,
 		  void *arg)
 {
 	(void)r;
 	(void)arg;
-	http_response_header(w, "Content-Type", "text/plain");
-	http_response_write(w, "Hello, World!", 13);
+	co_http_response_header(w, "Content-Type", "text/plain");
+	co_http_response_write(w, "Hello, World!", 13);
 }
 
 static void serve_core(co_listener *l)
 {
-	struct http_config cfg = {.handler = hello};
+	co_http_config cfg = {.handler = hello};
 	int err;
-	struct http_server *s = http_server_new(&cfg, &err);
+	co_http_server *s = co_http_server_new(&cfg, &err);
 
 	if (s)
-		http_server_serve(s, l);
-	http_server_free(s);
+		co_http_serve(s, l);
+	co_http_server_free(s);
 }
 
 static bool core_mode;

@@ -1,16 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hello_http.c - a hello-world HTTP/1.1 server on Copper's internal HTTP
- * server core (net/http.h): keep-alive, pipelining, limits, one task per
- * connection.
+ * hello_http.c - a hello-world HTTP/1.1 server on Copper's HTTP server
+ * (co_http_*): keep-alive, pipelining, limits, one task per connection.
  *
  * Usage: hello_http [ADDRESS]   (default: $PORT as ":$PORT", else
  *                                127.0.0.1:8080)
  * Try:   hello_http & curl -s http://127.0.0.1:8080/hello?name=you
- *
- * The HTTP core is internal to Copper (for the admin port and these
- * examples), so this program includes net/http.h from the source tree
- * and links the static library; docs/http.md describes that interface.
  */
 #include <copper.h>
 #include <signal.h>
@@ -18,9 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../net/http.h"
 
-static void hello(const struct http_request *r, struct http_response *w,
+static void hello(const co_http_request *r, co_http_response *w,
 		  void *arg)
 {
 	const char *name = "world";
@@ -31,34 +25,34 @@ static void hello(const struct http_request *r, struct http_response *w,
 	if (strncmp(r->query, "name=", 5) == 0 && r->query[5])
 		name = r->query + 5;
 	if (strcmp(r->path, "/") != 0 && strcmp(r->path, "/hello") != 0) {
-		http_response_status(w, 404);
-		http_response_write(w, "not found\n", 10);
+		co_http_response_status(w, 404);
+		co_http_response_write(w, "not found\n", 10);
 		return;
 	}
 	n = snprintf(body, sizeof(body), "hello, %.200s\n", name);
-	http_response_header(w, "Content-Type", "text/plain; charset=utf-8");
-	http_response_write(w, body, (size_t)n);
+	co_http_response_header(w, "Content-Type", "text/plain; charset=utf-8");
+	co_http_response_write(w, body, (size_t)n);
 }
 
 static void main_task(void *arg)
 {
 	const char *addr = arg;
-	struct http_config cfg = {.handler = hello};
+	co_http_config cfg = {.handler = hello};
 	char bound[256];
 	int err;
-	struct http_server *s = http_server_new(&cfg, &err);
+	co_http_server *s = co_http_server_new(&cfg, &err);
 	co_listener *l = s ? co_listen("tcp", addr, &err) : NULL;
 
 	if (!l) {
 		fprintf(stderr, "hello_http: %s: %s\n", addr, co_strerror(err));
-		http_server_free(s);
+		co_http_server_free(s);
 		return;
 	}
 	co_listener_addr(l, bound, sizeof(bound));
 	printf("hello_http: serving http://%s/\n", bound);
 	fflush(stdout);
-	http_server_serve(s, l);
-	http_server_free(s);
+	co_http_serve(s, l);
+	co_http_server_free(s);
 }
 
 int main(int argc, char **argv)

@@ -311,6 +311,80 @@ CO_EXTERN int co_conn_peer_addr(co_conn *c, char *buf, size_t len);
 CO_EXTERN void co_close(co_conn *c);
 
 /* ------------------------------------------------------------------------
+ * HTTP/1.1 server on tasks (docs/http.md): one task per connection,
+ * keep-alive, pipelining, limits and timeouts; the admin port serves
+ * through the same core.
+ * ---------------------------------------------------------------------- */
+
+typedef struct co_http_server co_http_server;
+typedef struct co_http_response co_http_response;  /* the handler's writer */
+
+typedef struct co_http_header {
+	const char *name;  /* as sent ("Content-Type") */
+	const char *value; /* surrounding blanks removed */
+} co_http_header;
+
+/* What a handler reads; valid until it returns. */
+typedef struct co_http_request {
+	const char *method;                /* "GET", "POST", ... */
+	const char *path;                  /* "/a/b", not percent-decoded */
+	const char *query;                 /* after '?', "" if none */
+	const co_http_header *headers;     /* in arrival order */
+	size_t nheaders;
+	const char *body;                  /* de-chunked; "" if none */
+	size_t body_len;
+	int version_minor;                 /* HTTP/1.<minor>: 0 or 1 */
+	bool keep_alive;                   /* the client allows another */
+} co_http_request;
+
+/* Runs in the connection's task, once per request, in request order. */
+typedef void (*co_http_handler)(const co_http_request *req,
+				co_http_response *w, void *arg);
+
+/* Zero fields take the defaults (docs/http.md): 16 KiB of headers (431
+ * beyond), 1 MiB of body (413), 10 s per request from its first byte
+ * (408), 60 s idle between requests, 10 s to write an answer. */
+typedef struct co_http_config {
+	co_http_handler handler;  /* required */
+	void *arg;                /* passed to the handler */
+	size_t max_header_bytes;
+	size_t max_body_bytes;
+	int64_t request_timeout;  /* ns */
+	int64_t idle_timeout;     /* ns */
+	int64_t write_timeout;    /* ns */
+} co_http_config;
+
+/* A server for cfg (copied); NULL with *err -EINVAL (no handler) or
+ * -ENOMEM. */
+CO_EXTERN co_http_server *co_http_server_new(const co_http_config *cfg,
+					     int *err);
+/* In a task: accepts on l until co_http_shutdown, then waits for every
+ * connection task to end, and returns 0.  Accept errors such as -EMFILE
+ * back off (5 ms doubling to 1 s) and go on. */
+CO_EXTERN int co_http_serve(co_http_server *s, co_listener *l);
+/* From any task: closes the listener; idle connections close at once,
+ * busy ones after their current answer. */
+CO_EXTERN void co_http_shutdown(co_http_server *s);
+/* After co_http_serve returned (or was never called). */
+CO_EXTERN void co_http_server_free(co_http_server *s);
+
+/* A request header's value by name (case-insensitive), or NULL. */
+CO_EXTERN const char *co_http_request_header(const co_http_request *req,
+					     const char *name);
+/* The answer's status (200 unless set); -EINVAL outside 100..999. */
+CO_EXTERN int co_http_response_status(co_http_response *w, int status);
+/* Adds a header; Content-Length is the server's, "Connection: close"
+ * closes after the answer; -EINVAL for a bad name or a CR/LF. */
+CO_EXTERN int co_http_response_header(co_http_response *w, const char *name,
+				      const char *value);
+/* Appends to the body (sent with a Content-Length once the handler
+ * returns). */
+CO_EXTERN int co_http_response_write(co_http_response *w, const void *data,
+				     size_t len);
+/* The reason phrase of a status ("Not Found"), "Unknown" otherwise. */
+CO_EXTERN const char *co_http_status_text(int status);
+
+/* ------------------------------------------------------------------------
  * Profiles (docs/profiles.md).  Text and protobuf formats are Go's, so that
  * `go tool pprof` and Go users' habits work unchanged.
  * ---------------------------------------------------------------------- */

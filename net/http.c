@@ -1,18 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http.c - the HTTP/1.1 server core: accept loop, one task per
- * connection, keep-alive, pipelining, limits and timeouts (http.h has the
- * protocol; http_parse.c turns bytes into requests).
+ * http.c - the task driver of the HTTP/1.1 server (co_http_*, public):
+ * accept loop, one task per connection, deadlines, shutdown.  The
+ * requests and answers themselves are http_core.c's (http.h has the
+ * protocol a driver follows).
  *
- * How it works.  http_server_serve accepts and starts a task per
- * connection.  That task owns the connection outright: it reads into a
- * fixed input buffer, feeds the parser, and for each complete request
- * runs the handler and appends the serialised response to an output
- * buffer.  The output is written when the input holds no further complete
- * request (or grows past OUT_FLUSH), so a pipelined burst of requests
- * costs one write for all the answers, and answers leave in request
- * order because one task makes them one after the other: none can be
- * lost or doubled.
+ * How it works.  co_http_serve accepts and starts a task per connection.
+ * That task owns the connection outright: it reads into a fixed input
+ * buffer and steps the session over it, which runs the handler for each
+ * complete request and queues the answers.  The output is written when
+ * the input holds no further complete request (or grows past
+ * HTTP_OUT_FLUSH), so a pipelined burst of requests costs one write for
+ * all the answers, and answers leave in request order because one task
+ * makes them one after the other: none can be lost or doubled.
  *
  * Time limits are connection deadlines (co_set_deadline): while waiting
  * for the first byte of a request, now + idle_timeout (expiry closes the
@@ -51,14 +51,11 @@
 #include "net/http.h"
 
 #define IN_SIZE 16384            /* bytes read per co_read */
-#define OUT_FLUSH 65536          /* write out once this much is queued */
-#define LINGER_NS 500000000      /* lingering close: at most 0.5 s */
-#define LINGER_BYTES (256 * 1024) /* ... and this much input dropped */
 
 struct http_conn;
 
-struct http_server {
-	struct http_config cfg;      /* copy, defaults filled in */
+struct co_http_server {
+	co_http_config cfg;          /* copy, defaults filled in */
 	_Atomic(co_listener *) l;    /* set by serve, taken by shutdown */
 	atomic_bool closing;         /* shutdown was called */
 	co_mutex mu;                 /* guards conns */
@@ -66,25 +63,13 @@ struct http_server {
 	co_wg wg;                    /* one per connection task */
 };
 
-/* The handler's writer; reused by a connection for every request. */
-struct http_response {
-	int status;              /* 200 unless set */
-	bool close;              /* handler asked for Connection: close */
-	struct http_buf headers; /* "Name: value\r\n" lines */
-	struct http_buf body;    /* the body */
-};
-
 struct http_conn {
-	struct http_server *srv;     /* owner */
+	co_http_server *srv;         /* owner */
 	co_conn *c;                  /* the connection */
 	struct http_conn *next;      /* srv->conns link, under srv->mu */
 	struct http_conn *prev;      /* srv->conns link, under srv->mu */
-	struct http_msg msg;         /* the request being parsed */
-	struct http_response w;      /* the handler's writer */
-	struct http_buf out;         /* responses not yet written */
+	struct http_session sess;    /* requests in, answers out */
 	int64_t req_start;           /* when the current request began */
-	time_t date_sec;             /* second of date[] */
-	char date[40];               /* "Date: ...\r\n" */
 	size_t in_off;               /* parsed up to here */
 	size_t in_len;               /* read up to here */
 	char in[IN_SIZE];            /* input buffer */
@@ -96,38 +81,44 @@ struct http_conn {
 
 static void task_http_conn(void *arg);
 static bool conn_parse(struct http_conn *hc, bool *keep);
-static void conn_respond(struct http_conn *hc, bool *keep);
 static int conn_flush(struct http_conn *hc);
 static int conn_fill(struct http_conn *hc);
 static void conn_error(struct http_conn *hc, int status);
 static void conn_linger(struct http_conn *hc);
 static void conn_end(struct http_conn *hc);
-static void server_kick(struct http_server *s);
-static int put_head(struct http_conn *hc, int status, size_t body_len,
-		    bool close, const struct http_buf *extra);
+static void server_kick(co_http_server *s);
 
 /* ------------------------------------------------------------------------
  * API: the server
  * ---------------------------------------------------------------------- */
 
-struct http_server *http_server_new(const struct http_config *cfg, int *err)
+void http_config_defaults(co_http_config *cfg)
 {
-	struct http_server *s;
-
-	if (!cfg || !cfg->handler)
-		return *err = CO_EINVAL, NULL;
-	if (!(s = calloc(1, sizeof(*s))))
-		return *err = CO_ENOMEM, NULL;
-	s->cfg = *cfg;
 #define DEFAULT(field, value)                                              \
-	if (s->cfg.field <= 0)                                             \
-		s->cfg.field = value;
+	if (cfg->field <= 0)                                               \
+		cfg->field = value;
 	DEFAULT(max_header_bytes, HTTP_DEFAULT_MAX_HEADER_BYTES)
 	DEFAULT(max_body_bytes, HTTP_DEFAULT_MAX_BODY_BYTES)
 	DEFAULT(request_timeout, HTTP_DEFAULT_REQUEST_TIMEOUT)
 	DEFAULT(idle_timeout, HTTP_DEFAULT_IDLE_TIMEOUT)
 	DEFAULT(write_timeout, HTTP_DEFAULT_WRITE_TIMEOUT)
 #undef DEFAULT
+}
+
+CO_EXTERN co_http_server *co_http_server_new(const co_http_config *cfg,
+					     int *err)
+{
+	co_http_server *s;
+	int dummy;
+
+	if (!err)
+		err = &dummy;
+	if (!cfg || !cfg->handler)
+		return *err = CO_EINVAL, NULL;
+	if (!(s = calloc(1, sizeof(*s))))
+		return *err = CO_ENOMEM, NULL;
+	s->cfg = *cfg;
+	http_config_defaults(&s->cfg);
 	co_mutex_init(&s->mu);
 	co_wg_init(&s->wg);
 	*err = 0;
@@ -143,7 +134,7 @@ static void accept_backoff(int64_t *delay)
 	co_sleep(*delay);
 }
 
-static void server_start_conn(struct http_server *s, co_conn *c)
+static void server_start_conn(co_http_server *s, co_conn *c)
 {
 	struct http_conn *hc = malloc(sizeof(*hc));
 
@@ -154,7 +145,7 @@ static void server_start_conn(struct http_server *s, co_conn *c)
 	memset(hc, 0, offsetof(struct http_conn, in));
 	hc->srv = s;
 	hc->c = c;
-	http_msg_init(&hc->msg, s->cfg.max_header_bytes, s->cfg.max_body_bytes);
+	http_session_init(&hc->sess, &s->cfg);
 	co_mutex_lock(&s->mu);
 	hc->next = s->conns;
 	if (s->conns)
@@ -166,13 +157,15 @@ static void server_start_conn(struct http_server *s, co_conn *c)
 		conn_end(hc);
 }
 
-int http_server_serve(struct http_server *s, co_listener *l)
+CO_EXTERN int co_http_serve(co_http_server *s, co_listener *l)
 {
 	int64_t delay = 0;
 	int err;
 
 	if (!s || !l)
 		return CO_EINVAL;
+	if (co_self() == 0)
+		return CO_EPERM;
 	atomic_store(&s->l, l);
 	if (atomic_load(&s->closing) && (l = atomic_exchange(&s->l, NULL)))
 		co_listener_close(l); /* shutdown came first */
@@ -190,7 +183,7 @@ int http_server_serve(struct http_server *s, co_listener *l)
 	return 0;
 }
 
-void http_server_shutdown(struct http_server *s)
+CO_EXTERN void co_http_shutdown(co_http_server *s)
 {
 	co_listener *l;
 
@@ -201,80 +194,12 @@ void http_server_shutdown(struct http_server *s)
 		co_listener_close(l);
 }
 
-void http_server_free(struct http_server *s)
+CO_EXTERN void co_http_server_free(co_http_server *s)
 {
 	if (!s)
 		return;
 	co_mutex_destroy(&s->mu);
 	free(s);
-}
-
-/* ------------------------------------------------------------------------
- * API: requests and responses
- * ---------------------------------------------------------------------- */
-
-const char *http_request_header(const struct http_request *req,
-				const char *name)
-{
-	for (size_t i = 0; i < req->nheaders; i++)
-		if (strcasecmp(req->headers[i].name, name) == 0)
-			return req->headers[i].value;
-	return NULL;
-}
-
-void http_response_status(struct http_response *w, int status)
-{
-	if (status >= 100 && status <= 999)
-		w->status = status;
-}
-
-int http_response_header(struct http_response *w, const char *name,
-			 const char *value)
-{
-	if (!name || !value || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
-		return CO_EINVAL;
-	if (strcasecmp(name, "Content-Length") == 0)
-		return 0; /* the server's */
-	if (strcasecmp(name, "Connection") == 0) {
-		w->close |= strcasecmp(value, "close") == 0;
-		return 0;
-	}
-	if (http_buf_append(&w->headers, name, strlen(name)) < 0 ||
-	    http_buf_append(&w->headers, ": ", 2) < 0 ||
-	    http_buf_append(&w->headers, value, strlen(value)) < 0 ||
-	    http_buf_append(&w->headers, "\r\n", 2) < 0)
-		return CO_ENOMEM;
-	return 0;
-}
-
-int http_response_write(struct http_response *w, const void *data, size_t len)
-{
-	return http_buf_append(&w->body, data, len);
-}
-
-const char *http_status_text(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Request Entity Too Large";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	default: return "Unknown";
-	}
 }
 
 /* ------------------------------------------------------------------------
@@ -293,7 +218,7 @@ static void task_http_conn(void *arg)
 		if (!keep || conn_flush(hc) < 0)
 			break;
 		if ((rc = conn_fill(hc)) <= 0) {
-			if (rc == CO_ETIMEDOUT && hc->msg.started)
+			if (rc == CO_ETIMEDOUT && hc->sess.msg.started)
 				conn_error(hc, 408);
 			break;
 		}
@@ -308,23 +233,28 @@ static void task_http_conn(void *arg)
 /* Answers every complete request in the input; false to stop. */
 static bool conn_parse(struct http_conn *hc, bool *keep)
 {
-	struct http_msg *m = &hc->msg;
+	struct http_session *ss = &hc->sess;
 
-	while (*keep && hc->in_off < hc->in_len) {
-		bool was_started = m->started;
-		hc->in_off += http_msg_feed(m, hc->in + hc->in_off,
-					    hc->in_len - hc->in_off);
-		if (m->started && !was_started)
+	while (*keep) {
+		bool was_started = ss->msg.started;
+		size_t used;
+		ss->closing = atomic_load(&hc->srv->closing);
+		enum http_step st = http_session_step(ss, hc->in + hc->in_off,
+						      hc->in_len - hc->in_off,
+						      &used);
+		hc->in_off += used;
+		if (ss->msg.started && !was_started)
 			hc->req_start = co_now();
-		if (m->error_status) {
-			conn_error(hc, m->error_status);
+		if (st == HTTP_STEP_MORE)
+			break;
+		if (st == HTTP_STEP_BAD) {
+			if (conn_flush(hc) == 0)
+				conn_linger(hc);
 			return false;
 		}
-		if (!m->complete)
-			break; /* all used; need more */
-		conn_respond(hc, keep);
-		http_msg_next(m);
-		if (hc->out.len >= OUT_FLUSH && conn_flush(hc) < 0)
+		if (st != HTTP_STEP_ANSWERED) /* CLOSE (never DEFERRED here) */
+			*keep = false;
+		if (ss->out.len >= HTTP_OUT_FLUSH && conn_flush(hc) < 0)
 			return false;
 	}
 	if (hc->in_off == hc->in_len)
@@ -332,39 +262,17 @@ static bool conn_parse(struct http_conn *hc, bool *keep)
 	return !atomic_load(&hc->srv->closing) || !*keep;
 }
 
-/* Runs the handler for the complete request and queues the answer. */
-static void conn_respond(struct http_conn *hc, bool *keep)
-{
-	struct http_response *w = &hc->w;
-	const struct http_request *r = &hc->msg.req;
-	bool head = strcmp(r->method, "HEAD") == 0;
-	bool close;
-
-	w->status = 200;
-	w->close = false;
-	w->headers.len = 0;
-	w->body.len = 0;
-	hc->srv->cfg.handler(r, w, hc->srv->cfg.arg);
-	close = w->close || !r->keep_alive || atomic_load(&hc->srv->closing);
-	if (w->status < 200 || w->status == 204 || w->status == 304)
-		w->body.len = 0;
-	if (put_head(hc, w->status, w->body.len, close, &w->headers) < 0 ||
-	    (!head && http_buf_append(&hc->out, w->body.p, w->body.len) < 0))
-		close = true;
-	if (close)
-		*keep = false;
-}
-
 /* Writes out the queued responses, within write_timeout. */
 static int conn_flush(struct http_conn *hc)
 {
+	struct http_buf *out = &hc->sess.out;
 	ssize_t n;
 
-	if (hc->out.len == 0)
+	if (out->len == 0)
 		return 0;
 	co_set_deadline(hc->c, co_now() + hc->srv->cfg.write_timeout);
-	n = co_write(hc->c, hc->out.p, hc->out.len);
-	hc->out.len = 0;
+	n = co_write(hc->c, out->p, out->len);
+	out->len = 0;
 	return n < 0 ? (int)n : 0;
 }
 
@@ -372,53 +280,54 @@ static int conn_flush(struct http_conn *hc)
  * 0 at end of stream, or a negative code. */
 static int conn_fill(struct http_conn *hc)
 {
-	const struct http_config *cfg = &hc->srv->cfg;
-	int64_t dl = hc->msg.started ? hc->req_start + cfg->request_timeout
-				      : co_now() + cfg->idle_timeout;
+	const co_http_config *cfg = &hc->srv->cfg;
+	int64_t dl = hc->sess.msg.started ? hc->req_start + cfg->request_timeout
+					   : co_now() + cfg->idle_timeout;
 	ssize_t n;
 
 	co_set_deadline(hc->c, dl);
-	if (atomic_load(&hc->srv->closing) && !hc->msg.started)
+	if (atomic_load(&hc->srv->closing) && !hc->sess.msg.started)
 		return CO_ECANCELED; /* after the deadline: see server_kick */
+	if (hc->in_len == sizeof(hc->in)) {
+		/* A partial request fills the buffer: the parser copied
+		 * what it used, so the rest moves to the front. */
+		memmove(hc->in, hc->in + hc->in_off, hc->in_len - hc->in_off);
+		hc->in_len -= hc->in_off;
+		hc->in_off = 0;
+	}
 	n = co_read(hc->c, hc->in + hc->in_len, sizeof(hc->in) - hc->in_len);
 	if (n > 0)
 		hc->in_len += (size_t)n;
 	return (int)n;
 }
 
-/* Answers a bad request with status and closes gently. */
+/* Answers a slow request with status and closes gently. */
 static void conn_error(struct http_conn *hc, int status)
 {
-	const char *text = http_status_text(status);
-	struct http_buf extra = {0};
-
-	http_buf_append(&extra, "Content-Type: text/plain; charset=utf-8\r\n", 41);
-	if (put_head(hc, status, strlen(text) + 1, true, &extra) == 0 &&
-	    http_buf_append(&hc->out, text, strlen(text)) == 0 &&
-	    http_buf_append(&hc->out, "\n", 1) == 0 && conn_flush(hc) == 0)
+	http_session_error(&hc->sess, status);
+	if (conn_flush(hc) == 0)
 		conn_linger(hc);
-	http_buf_free(&extra);
 }
 
 /* Shuts the write side and drops input for a while: the client reads our
  * answer before our close can turn into a reset. */
 static void conn_linger(struct http_conn *hc)
 {
-	int64_t until = co_now() + LINGER_NS;
+	int64_t until = co_now() + HTTP_LINGER_NS;
 	size_t dropped = 0;
 	ssize_t n;
 
 	if (co_close_write(hc->c) < 0)
 		return;
 	co_set_deadline(hc->c, until);
-	while (dropped < LINGER_BYTES &&
+	while (dropped < HTTP_LINGER_BYTES &&
 	       (n = co_read(hc->c, hc->in, sizeof(hc->in))) > 0)
 		dropped += (size_t)n;
 }
 
 static void conn_end(struct http_conn *hc)
 {
-	struct http_server *s = hc->srv;
+	co_http_server *s = hc->srv;
 
 	co_mutex_lock(&s->mu);
 	if (hc->prev)
@@ -429,46 +338,17 @@ static void conn_end(struct http_conn *hc)
 		hc->next->prev = hc->prev;
 	co_mutex_unlock(&s->mu);
 	co_close(hc->c);
-	http_msg_destroy(&hc->msg);
-	http_buf_free(&hc->w.headers);
-	http_buf_free(&hc->w.body);
-	http_buf_free(&hc->out);
+	http_session_destroy(&hc->sess);
 	free(hc);
 	co_wg_done(&s->wg);
 }
 
 /* Wakes every connection task: a deadline in the past ends its wait, and
  * it sees `closing` (set before) when it looks again. */
-static void server_kick(struct http_server *s)
+static void server_kick(co_http_server *s)
 {
 	co_mutex_lock(&s->mu);
 	for (struct http_conn *hc = s->conns; hc; hc = hc->next)
 		co_set_deadline(hc->c, 1);
 	co_mutex_unlock(&s->mu);
-}
-
-/* Appends the status line and headers of one response to out. */
-static int put_head(struct http_conn *hc, int status, size_t body_len,
-		    bool close, const struct http_buf *extra)
-{
-	char line[160];
-	time_t now = time(NULL);
-	int n;
-
-	if (now != hc->date_sec) {
-		struct tm tm;
-		gmtime_r(&now, &tm);
-		strftime(hc->date, sizeof(hc->date),
-			 "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-		hc->date_sec = now;
-	}
-	n = snprintf(line, sizeof(line),
-		     "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s", status,
-		     http_status_text(status), body_len, hc->date,
-		     close ? "Connection: close\r\n" : "");
-	if (http_buf_append(&hc->out, line, (size_t)n) < 0 ||
-	    http_buf_append(&hc->out, extra->p, extra->len) < 0 ||
-	    http_buf_append(&hc->out, "\r\n", 2) < 0)
-		return CO_ENOMEM;
-	return 0;
 }

@@ -1,26 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http.h - the internal HTTP/1.1 server core: the admin port and the
- * examples serve through it.  Not part of the public API (docs/http.md
- * describes it for Copper's own programs).
+ * http.h - the HTTP/1.1 server's insides: the transport-free session
+ * layer (http_core.c) with its two drivers, tasks (http.c, the public
+ * co_http_* server) and a libuv loop (http_uv.c, the admin port), and
+ * the request parser glue (http_parse.c).
  *
- * Protocol:
- *   1. s = http_server_new(&cfg, &err) with a handler and, optionally,
- *      limits (zero fields take the defaults below).
- *   2. http_server_serve(s, l) in a task: accepts on l and runs each
- *      connection in its own task ("http conn"), where the handler runs,
- *      one request at a time, responses in request order (keep-alive and
- *      pipelining).  It returns once http_server_shutdown has been called
- *      and every connection task has finished.
- *   3. http_server_shutdown(s) from any task: closes l, wakes every
- *      connection (an idle one closes at once, a busy one after its
- *      current response).  Then http_server_free(s) after serve returned.
+ * Protocol of a driver, per connection:
+ *   1. http_session_init(&s, cfg) with the server's config (defaults
+ *      filled in by http_config_defaults).
+ *   2. For the bytes read: http_session_step(&s, data, len, &used) until
+ *      it returns HTTP_STEP_MORE (read more: every byte was used).  After
+ *      ANSWERED, go on with data + used; after CLOSE, write s.out and
+ *      close; after BAD, write s.out (an error answer) and close gently
+ *      (lingering: shut the write side, drop input for a while); after
+ *      DEFERRED (the loop driver only), stop reading until the handler's
+ *      continuation calls http_session_resume, which returns ANSWERED or
+ *      CLOSE.
+ *   3. Write s.out when no further complete request is in the input, or
+ *      when it passes HTTP_OUT_FLUSH; empty it once written.
+ *   4. Time: a request not complete within request_timeout of its first
+ *      byte (s.msg.started) gets http_session_error(&s, 408) and a close;
+ *      an idle connection closes silently after idle_timeout.
+ *   5. http_session_destroy(&s).
  *
  * Bad input gets a response and a closed connection, never a crash:
  * malformed -> 400, headers over max_header_bytes -> 431, a body over
- * max_body_bytes -> 413, a request not complete within request_timeout
- * of its first byte -> 408.  An idle keep-alive connection closes
- * silently after idle_timeout.
+ * max_body_bytes -> 413, a request too slow -> 408.
  */
 #ifndef COPPER_NET_HTTP_H
 #define COPPER_NET_HTTP_H
@@ -28,77 +33,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <copper.h>
 
 #define HTTP_API __attribute__((visibility("hidden")))
 
-/* Defaults for the zero fields of struct http_config. */
+/* Defaults for the zero fields of co_http_config. */
 #define HTTP_DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define HTTP_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
 #define HTTP_DEFAULT_REQUEST_TIMEOUT ((int64_t)10 * 1000000000)
 #define HTTP_DEFAULT_IDLE_TIMEOUT ((int64_t)60 * 1000000000)
 #define HTTP_DEFAULT_WRITE_TIMEOUT ((int64_t)10 * 1000000000)
 
-/* One request header; both strings NUL-terminated, valid in the handler. */
-struct http_header {
-	const char *name;  /* as sent ("Content-Type") */
-	const char *value; /* leading/trailing blanks removed by the parser */
-};
+#define HTTP_OUT_FLUSH 65536           /* write out once this much is queued */
+#define HTTP_LINGER_NS 500000000       /* lingering close: at most 0.5 s */
+#define HTTP_LINGER_BYTES (256 * 1024) /* ... and this much input dropped */
 
-/* What the handler reads.  Everything is valid until it returns. */
-struct http_request {
-	const char *method;                /* "GET", "POST", ... */
-	const char *path;                  /* "/a/b", not percent-decoded */
-	const char *query;                 /* after '?', "" if none */
-	const struct http_header *headers; /* in arrival order */
-	size_t nheaders;
-	const char *body;                  /* de-chunked; "" if none */
-	size_t body_len;
-	int version_minor;                 /* HTTP/1.<minor>: 0 or 1 */
-	bool keep_alive;                   /* the client allows another request */
-};
-
-/* The handler's response writer (opaque): status 200 unless set. */
-struct http_response;
-
-typedef void (*http_handler)(const struct http_request *req,
-			     struct http_response *w, void *arg);
-
-struct http_config {
-	http_handler handler;     /* required */
-	void *arg;                /* passed to handler */
-	size_t max_header_bytes;  /* request line + headers; 431 beyond */
-	size_t max_body_bytes;    /* 413 beyond */
-	int64_t request_timeout;  /* ns from a request's first byte to its
-				     last; 408 beyond */
-	int64_t idle_timeout;     /* ns a kept-alive connection may idle */
-	int64_t write_timeout;    /* ns to write a batch of responses */
-};
-
-struct http_server;
-
-/* http.c: the server */
-HTTP_API struct http_server *http_server_new(const struct http_config *cfg,
-					     int *err);
-HTTP_API int http_server_serve(struct http_server *s, co_listener *l);
-HTTP_API void http_server_shutdown(struct http_server *s);
-HTTP_API void http_server_free(struct http_server *s);
-
-/* http.c: requests and responses, from inside the handler */
-/* A request header's value by name (case-insensitive), or NULL. */
-HTTP_API const char *http_request_header(const struct http_request *req,
-					 const char *name);
-HTTP_API void http_response_status(struct http_response *w, int status);
-/* Adds a response header; Content-Length and Connection are the
- * server's (a "Connection: close" here closes after the response). */
-HTTP_API int http_response_header(struct http_response *w, const char *name,
-				  const char *value);
-/* Appends to the body (sent with a Content-Length after the handler). */
-HTTP_API int http_response_write(struct http_response *w, const void *data,
-				 size_t len);
-/* The reason phrase of a status ("Not Found"); "Unknown" otherwise. */
-HTTP_API const char *http_status_text(int status);
+/* Fills the zero fields of cfg with the defaults. */
+HTTP_API void http_config_defaults(co_http_config *cfg);
 
 /* ------------------------------------------------------------------------
  * Inside the server core only: http_parse.c, the request parser glue
@@ -132,14 +85,14 @@ struct http_msg {
 	struct http_hdr_off *hdrs;    /* header offsets into arena */
 	size_t nhdrs;                 /* used */
 	size_t hdr_cap;               /* allocated */
-	struct http_header *req_hdrs; /* pointers, built at completion */
+	co_http_header *req_hdrs; /* pointers, built at completion */
 	size_t req_hdr_cap;           /* allocated */
 	struct http_buf body;         /* de-chunked body */
 	int last;                     /* last callback: 0 none/url, 1 field, 2 value */
 	bool started;                 /* a request's first byte was parsed */
 	bool complete;                /* req is ready; parser paused */
 	int error_status;             /* 400, 413 or 431: answer and close */
-	struct http_request req;      /* valid while complete */
+	co_http_request req;      /* valid while complete */
 };
 
 HTTP_API void http_msg_init(struct http_msg *m, size_t max_header,
@@ -152,5 +105,79 @@ HTTP_API size_t http_msg_feed(struct http_msg *m, const char *data,
 			      size_t len);
 /* After the handler: forget the request, resume parsing. */
 HTTP_API void http_msg_next(struct http_msg *m);
+
+/* ------------------------------------------------------------------------
+ * The session layer (http_core.c)
+ * ---------------------------------------------------------------------- */
+
+/* The handler's writer; one per session, reused for every request. */
+struct co_http_response {
+	int status;                  /* 200 unless set */
+	bool close;                  /* Connection: close asked for */
+	bool deferred;               /* the answer comes later */
+	struct http_buf headers;     /* "Name: value\r\n" lines */
+	struct http_buf body;
+	struct http_session *session;
+};
+
+struct http_session {
+	const co_http_config *cfg;   /* the server's */
+	struct http_msg msg;         /* the request being parsed */
+	co_http_response w;          /* the handler's writer */
+	struct http_buf out;         /* answers not yet written */
+	bool closing;                /* the server shuts down: answers
+					say Connection: close */
+	time_t date_sec;             /* second of date[] */
+	char date[40];               /* "Date: ...\r\n" */
+};
+
+enum http_step {
+	HTTP_STEP_MORE,      /* every byte used: read more */
+	HTTP_STEP_ANSWERED,  /* one request answered into out: go on */
+	HTTP_STEP_CLOSE,     /* answered; write out, then close */
+	HTTP_STEP_BAD,       /* error answer in out; write, close gently */
+	HTTP_STEP_DEFERRED,  /* the handler answers later (loop driver) */
+};
+
+HTTP_API void http_session_init(struct http_session *s,
+				const co_http_config *cfg);
+HTTP_API void http_session_destroy(struct http_session *s);
+/* Parses from data (*used: bytes taken) and answers at most one
+ * request; see the protocol above. */
+HTTP_API enum http_step http_session_step(struct http_session *s,
+					  const char *data, size_t len,
+					  size_t *used);
+/* After a deferred handler filled s->w: serialises it. */
+HTTP_API enum http_step http_session_resume(struct http_session *s);
+/* Queues an error answer (400, 408, ...) that closes the connection. */
+HTTP_API void http_session_error(struct http_session *s, int status);
+/* In a handler on the loop driver: the answer comes later, from the
+ * loop's thread, followed by the driver's resume. */
+HTTP_API void http_response_defer(co_http_response *w);
+HTTP_API struct http_session *http_response_session(co_http_response *w);
+
+/* ------------------------------------------------------------------------
+ * The loop driver (http_uv.c): the same server on a libuv loop, for the
+ * admin port.  Every call on the loop's thread.
+ * ---------------------------------------------------------------------- */
+struct uv_loop_s;
+struct http_uv_server;
+
+struct http_uv_limits {
+	int max_conns;        /* beyond: accepted and closed at once */
+};
+
+/* Listens on addr: "host:port" (TCP) or "unix:/path" (mode 0600), and
+ * serves cfg's handler on loop.  *err: 0, -EINVAL, -EADDRINUSE, ... */
+HTTP_API struct http_uv_server *
+http_uv_listen(struct uv_loop_s *loop, const char *addr,
+	       const co_http_config *cfg, const struct http_uv_limits *lim,
+	       int *err);
+/* The address bound ("127.0.0.1:6060", "unix:/path"). */
+HTTP_API int http_uv_addr(struct http_uv_server *s, char *buf, size_t len);
+/* Closes the listener and every connection; frees s once all closed. */
+HTTP_API void http_uv_close(struct http_uv_server *s);
+/* The deferred answer of w is ready: send it, go on with the next. */
+HTTP_API void http_uv_resume(co_http_response *w);
 
 #endif /* COPPER_NET_HTTP_H */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * http_parse.c - HTTP/1.1 request parsing for the server core: the glue
- * between http_parser (Debian's libhttp-parser) and struct http_request.
+ * between http_parser (Debian's libhttp-parser) and co_http_request.
  *
  * How it works.  http_parser is a push parser: it is fed whatever bytes
  * arrived and calls back with pieces (URL, header names and values, body
@@ -292,10 +292,10 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
 	struct http_msg *m = p->data;
-	struct http_request *r = &m->req;
+	co_http_request *r = &m->req;
 
 	if (m->nhdrs > m->req_hdr_cap) {
-		struct http_header *h = realloc(m->req_hdrs, m->nhdrs * sizeof(*h));
+		co_http_header *h = realloc(m->req_hdrs, m->nhdrs * sizeof(*h));
 		if (!h)
 			return m->error_status = 400, -1;
 		m->req_hdrs = h;

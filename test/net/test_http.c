@@ -23,14 +23,14 @@
 #include "net/http.h"
 
 struct hctx {
-	struct http_config cfg;      /* in: limits; handler set by run_http */
+	co_http_config cfg;      /* in: limits; handler set by run_http */
 	void *(*client)(void *);     /* in: the raw client, on a thread */
 	void (*task_client)(void *); /* in: or a client task */
 	char addr[128];              /* the server's address */
 	_Atomic int handled;         /* handler calls */
 	_Atomic bool done;           /* the client finished */
-	_Atomic bool served;         /* http_server_serve returned */
-	struct http_server *s;
+	_Atomic bool served;         /* co_http_serve returned */
+	co_http_server *s;
 	int64_t shutdown_ms;         /* how long shutdown took */
 };
 
@@ -38,7 +38,7 @@ struct hctx {
  * Server side
  * ---------------------------------------------------------------------- */
 
-static void handler(const struct http_request *r, struct http_response *w,
+static void handler(const co_http_request *r, co_http_response *w,
 		    void *arg)
 {
 	struct hctx *h = arg;
@@ -46,23 +46,23 @@ static void handler(const struct http_request *r, struct http_response *w,
 
 	atomic_fetch_add(&h->handled, 1);
 	if (strcmp(r->path, "/hello") == 0) {
-		http_response_header(w, "Content-Type", "text/plain");
-		http_response_write(w, "hello\n", 6);
+		co_http_response_header(w, "Content-Type", "text/plain");
+		co_http_response_write(w, "hello\n", 6);
 	} else if (strcmp(r->path, "/echo") == 0) {
-		http_response_write(w, r->body, r->body_len);
+		co_http_response_write(w, r->body, r->body_len);
 	} else if (strncmp(r->path, "/p/", 3) == 0) {
-		http_response_write(w, r->path + 3, strlen(r->path + 3));
+		co_http_response_write(w, r->path + 3, strlen(r->path + 3));
 	} else if (strcmp(r->path, "/info") == 0) {
-		const char *x = http_request_header(r, "x-test");
+		const char *x = co_http_request_header(r, "x-test");
 		int n = snprintf(buf, sizeof(buf), "%s %s q=%s x=%s h=%zu 1.%d",
 				 r->method, r->path, r->query, x ? x : "-",
 				 r->nheaders, r->version_minor);
-		http_response_write(w, buf, (size_t)n);
+		co_http_response_write(w, buf, (size_t)n);
 	} else if (strcmp(r->path, "/close") == 0) {
-		http_response_header(w, "Connection", "close");
-		http_response_write(w, "bye", 3);
+		co_http_response_header(w, "Connection", "close");
+		co_http_response_write(w, "bye", 3);
 	} else {
-		http_response_status(w, 404);
+		co_http_response_status(w, 404);
 	}
 }
 
@@ -79,7 +79,7 @@ static void task_serve(void *arg)
 		return;
 	}
 	co_listener_addr(l, h->addr, sizeof(h->addr));
-	CHECK_EQ(http_server_serve(h->s, l), 0);
+	CHECK_EQ(co_http_serve(h->s, l), 0);
 	atomic_store(&h->served, true);
 }
 
@@ -100,7 +100,7 @@ static void main_http(void *arg)
 
 	h->cfg.handler = handler;
 	h->cfg.arg = h;
-	h->s = http_server_new(&h->cfg, &err);
+	h->s = co_http_server_new(&h->cfg, &err);
 	CHECK(h->s != NULL);
 	co_go(task_serve, h);
 	while (h->addr[0] == '\0' && !atomic_load(&h->done))
@@ -114,12 +114,12 @@ static void main_http(void *arg)
 	if (h->client)
 		pthread_join(th, NULL); /* it has finished: no wait */
 	t0 = co_now();
-	http_server_shutdown(h->s);
+	co_http_shutdown(h->s);
 	while (!atomic_load(&h->served) && co_now() - t0 < 5 * NT_SEC)
 		co_sleep(NT_MS);
 	CHECK(atomic_load(&h->served));
 	h->shutdown_ms = (co_now() - t0) / NT_MS;
-	http_server_free(h->s);
+	co_http_server_free(h->s);
 }
 
 static void run_http(struct hctx *h)
