@@ -433,11 +433,11 @@ CO_EXTERN int co_labels_get(const char *key, char *buf, size_t len);
  * ...goroutine.txt (debug=2), each written to a temporary name and
  * renamed, never over an existing file (names taken, by another dump in
  * the same millisecond say: <time>-2, -3, ...), announced on stderr.
- * Every worker blocks signo from then on (see docs/operating.md for the
- * rare case where worker 0 cannot be made to within a second), so that
- * Copper's dump thread, not a task, takes it.  co_run sets this up for
- * SIGUSR1 unless
- * COPPER_SIGDUMP=0.  Returns 0, -EINVAL for a signal Copper cannot use.
+ * No thread of the runtime takes signo from then on (workers block it,
+ * and so does co_run's caller while co_run runs), so that Copper's
+ * service thread, not a task, takes it.  co_run sets this up for SIGUSR1
+ * unless COPPER_SIGDUMP=0.  Returns 0, -EINVAL for a signal Copper cannot
+ * use (SIGQUIT, SIGURG, the synchronous and uncatchable ones).
  */
 CO_EXTERN int co_dump_on_signal(int signo, const char *dir);
 /* The same snapshot, now; the .txt path is copied to path_out (unless
@@ -450,6 +450,32 @@ CO_EXTERN int co_dump_tasks(const char *dir, char *path_out, size_t path_len);
 CO_EXTERN int co_watchdog(size_t max_tasks, const char *dir);
 /* The snapshot as JSON, one object per task (docs/operating.md). */
 CO_EXTERN int co_dump_json(int fd);
+
+/*
+ * The admin port (docs/admin.md): /debug/pprof/... as Go's net/http/pprof
+ * serves it, plus /debug/copper/..., on Copper's own service thread (it
+ * answers while every worker is stuck).  addr: "host:port" or
+ * "unix:/path" (a socket file of mode 0600).  Safe by default: an address
+ * that is not loopback is refused (-EACCES) unless allow_remote is set
+ * and a token given; a token, when set, must come with every request as
+ * "Authorization: Bearer <token>".  COPPER_ADMIN=<addr> (and
+ * COPPER_ADMIN_TOKEN) start it from co_run with no code change.
+ */
+typedef struct co_admin_options {
+	const char *token;     /* required from clients; NULL: none */
+	bool allow_remote;     /* serve on a non-loopback address */
+	bool cmdline;          /* serve cmdline on a non-loopback address */
+	int max_seconds;       /* longest ?seconds= (0: 300) */
+	int max_conns;         /* open connections (0: 32) */
+} co_admin_options;
+
+/* Starts serving (opts NULL: loopback, no token); 0, -EINVAL for a bad
+ * address or option, -EACCES (see above), -EADDRINUSE, ...  The port
+ * stays up until co_run returns; several may be open at once. */
+CO_EXTERN int co_admin_listen(const char *addr, const co_admin_options *opts);
+/* The address the last co_admin_listen bound ("127.0.0.1:41234" after
+ * port 0, "unix:/path"); -ENOENT if none is open. */
+CO_EXTERN int co_admin_addr(char *buf, size_t len);
 
 /* ------------------------------------------------------------------------
  * Leak checks in tests (docs/testing.md)

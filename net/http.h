@@ -173,6 +173,9 @@ HTTP_API struct http_uv_server *
 http_uv_listen(struct uv_loop_s *loop, const char *addr,
 	       const co_http_config *cfg, const struct http_uv_limits *lim,
 	       int *err);
+/* 1 for "unix:..." and an address on the loopback interface, 0 for
+ * another address, -EINVAL for one that does not parse. */
+HTTP_API int http_uv_addr_is_loopback(const char *addr);
 /* The address bound ("127.0.0.1:6060", "unix:/path"). */
 HTTP_API int http_uv_addr(struct http_uv_server *s, char *buf, size_t len);
 /* Closes the listener and every connection; frees s once all closed. */

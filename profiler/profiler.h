@@ -267,6 +267,18 @@ PROF_INTERNAL int service_call_sync(void (*fn)(void *arg), void *arg);
 PROF_INTERNAL void service_set_sigmask(const sigset_t *unblocked);
 
 /* ------------------------------------------------------------------------
+ * Delta profiles (delta.c): after minus before, two gzipped profiles of
+ * one kind, matched by stack and labels, with duration_ns as the
+ * interval; keep_inuse leaves inuse_* values as after has them
+ * (godeltaprof's heap).  *out is malloc'd gzip; 0, -EINVAL (not two
+ * profiles of one kind), -ENOMEM.
+ * ---------------------------------------------------------------------- */
+PROF_INTERNAL int pprof_delta(const void *before, size_t before_len,
+			      const void *after, size_t after_len,
+			      int64_t duration_ns, bool keep_inuse, char **out,
+			      size_t *out_len);
+
+/* ------------------------------------------------------------------------
  * The goroutine profile (goroutine.c)
  * ---------------------------------------------------------------------- */
 PROF_INTERNAL int goroutine_write(const struct snapshot *s, int fd,
