@@ -119,7 +119,7 @@ void hooks_emit(const struct introspect_event_info *ev)
  * Added from constructors before any co_run, read by co_run only: the
  * list needs no lock beyond the one that adds.
  * ---------------------------------------------------------------------- */
-#define LIFECYCLE_MAX 8
+#define LIFECYCLE_MAX 16
 
 static struct {
 	int (*start)(void);

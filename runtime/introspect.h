@@ -159,7 +159,7 @@ void introspect_set_label_hooks(void (*ref)(void *), void (*unref)(void *))
 /* Adds a part to what co_run starts before task 1 runs (a negative
  * return makes co_run fail with it, once the parts started before it
  * are stopped) and stops once task 1 has returned: starts in the order
- * added, stops in reverse (up to 8 parts; -ENOSPC beyond).  Call from a
+ * added, stops in reverse (up to 16 parts; -ENOSPC beyond).  Call from a
  * constructor, before any co_run.  The profiler's service thread, dump
  * signal and profile rates start here. */
 int introspect_add_lifecycle(int (*start)(void), void (*stop)(void))

@@ -58,6 +58,23 @@ static void handler(const co_http_request *r, co_http_response *w,
 				 r->method, r->path, r->query, x ? x : "-",
 				 r->nheaders, r->version_minor);
 		co_http_response_write(w, buf, (size_t)n);
+	} else if (strcmp(r->path, "/errors") == 0) {
+		/* Every bad argument of the writer: an error, no change. */
+		int n = snprintf(buf, sizeof(buf), "%d %d %d %d %d %d %d %d %d %d",
+			co_http_response_status(w, 99),
+			co_http_response_status(w, 1000),
+			co_http_response_status(NULL, 200),
+			co_http_response_header(w, "Bad:Name", "v"),
+			co_http_response_header(w, "", "v"),
+			co_http_response_header(w, "X-Ok", "line\r\nbreak"),
+			co_http_response_header(w, NULL, "v"),
+			co_http_response_write(w, NULL, 1),
+			co_http_response_write(NULL, "x", 1),
+			co_http_response_header(w, "Content-Length", "99"));
+		CHECK(co_http_request_header(NULL, "x") == NULL);
+		CHECK(co_http_request_header(r, NULL) == NULL);
+		co_http_response_status(w, 202);
+		co_http_response_write(w, buf, (size_t)n);
 	} else if (strcmp(r->path, "/close") == 0) {
 		co_http_response_header(w, "Connection", "close");
 		co_http_response_write(w, "bye", 3);
@@ -330,6 +347,47 @@ CLIENT(client_methods)
 	rc_close(rc);
 }
 
+CLIENT(client_errors)
+{
+	struct rconn *rc = rc_dial(h);
+	struct resp r;
+
+	CHECK(send_str(rc, "GET /errors HTTP/1.1\r\n\r\n"));
+	CHECK(rc_response(rc, &r));
+	CHECK(r.status == 202);
+	CHECK(strcmp(r.body, "-22 -22 -22 -22 -22 -22 -22 -22 -22 0") == 0);
+	CHECK(strstr(rc->buf, "Content-Length: 37") != NULL); /* not 99 */
+	rc_close(rc);
+}
+
+/* Bad arguments: error codes, never a crash, and the server serves. */
+static void test_http_api_errors(void **state)
+{
+	struct hctx h = {.client = client_errors};
+	co_http_config no_handler = {0};
+	int err = 0;
+
+	(void)state;
+	assert_null(co_http_server_new(NULL, &err));
+	assert_int_equal(err, CO_EINVAL);
+	assert_null(co_http_server_new(&no_handler, &err));
+	assert_int_equal(err, CO_EINVAL);
+	assert_null(co_http_server_new(NULL, NULL)); /* err may be NULL */
+	assert_int_equal(co_http_serve(NULL, NULL), CO_EINVAL);
+	co_http_config cfg = {.handler = handler};
+	co_http_server *s = co_http_server_new(&cfg, NULL);
+	assert_non_null(s);
+	/* Outside a task: co_http_serve cannot wait. */
+	assert_int_equal(co_http_serve(s, (co_listener *)&cfg), CO_EPERM);
+	co_http_shutdown(NULL);
+	co_http_server_free(NULL);
+	co_http_server_free(s);
+	assert_string_equal(co_http_status_text(404), "Not Found");
+	assert_string_equal(co_http_status_text(999), "Unknown");
+	run_http(&h);
+	assert_int_equal(atomic_load(&h.handled), 1);
+}
+
 static void test_http_methods_and_bodies(void **state)
 {
 	struct hctx h = {.client = client_methods};
@@ -581,6 +639,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_http_keep_alive),
+		cmocka_unit_test(test_http_api_errors),
 		cmocka_unit_test(test_http_methods_and_bodies),
 		cmocka_unit_test(test_http_pipelining_100),
 		cmocka_unit_test(test_http_malformed_400),

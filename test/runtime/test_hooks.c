@@ -264,6 +264,52 @@ static void test_hooks_worker_start_stop(void **state)
 	assert_int_equal(atomic_load(&C.bad), 0);
 }
 
+/* Life-cycle parts: started in the order added, after the profiler's
+ * own; stopped in reverse; a failing start stops those before it, and
+ * co_run returns its error. */
+static char lc_log[64];
+static bool lc_fail;
+
+static void lc_note(char c)
+{
+	size_t n = strlen(lc_log);
+	if (n + 1 < sizeof(lc_log))
+		lc_log[n] = c, lc_log[n + 1] = 0;
+}
+static int lc_start_a(void) { lc_note('A'); return 0; }
+static void lc_stop_a(void) { lc_note('a'); }
+static int lc_start_b(void) { lc_note('B'); return lc_fail ? -EMFILE : 0; }
+static void lc_stop_b(void) { lc_note('b'); }
+static int lc_start_c(void) { lc_note('C'); return 0; }
+static void lc_stop_c(void) { lc_note('c'); }
+
+static void task_lc(void *arg)
+{
+	(void)arg;
+	lc_note('1');
+}
+
+static void test_hooks_lifecycle(void **state)
+{
+	(void)state;
+	assert_int_equal(introspect_add_lifecycle(lc_start_a, lc_stop_a), 0);
+	assert_int_equal(introspect_add_lifecycle(lc_start_b, lc_stop_b), 0);
+	assert_int_equal(introspect_add_lifecycle(lc_start_c, lc_stop_c), 0);
+	lc_log[0] = 0;
+	assert_int_equal(co_run(task_lc, NULL), 0);
+	assert_string_equal(lc_log, "ABC1cba");
+	lc_log[0] = 0;
+	lc_fail = true;
+	assert_int_equal(co_run(task_lc, NULL), -EMFILE);
+	assert_string_equal(lc_log, "ABa");
+	lc_fail = false;
+	/* The list is bounded. */
+	int err = 0;
+	for (int i = 0; i < 32 && err == 0; i++)
+		err = introspect_add_lifecycle(NULL, NULL);
+	assert_int_equal(err, -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_hooks_park_unpark_block),
 		cmocka_unit_test(test_hooks_contention_mutex_and_rwmutex),
 		cmocka_unit_test(test_hooks_worker_start_stop),
+		cmocka_unit_test(test_hooks_lifecycle),
 	};
 	return cmocka_run_group_tests_name("runtime.hooks", tests, NULL, NULL);
 }
