@@ -7,13 +7,16 @@
 // complete requests in the buffer written in one Write.
 //
 // Usage: http_raw [ADDRESS]   (default 127.0.0.1:8080); prints
-// "listening <address>" once ready; runs until killed.
+// "listening <address>" once ready; runs until killed.  With ADMIN_ADDR
+// set, net/http/pprof serves there too (bench/http_run --admin).
 package main
 
 import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 )
 
@@ -70,6 +73,16 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "http_raw:", err)
 		os.Exit(1)
+	}
+	// ADMIN_ADDR: net/http/pprof there, as Copper's COPPER_ADMIN
+	// (bench/http_run --admin).
+	if a := os.Getenv("ADMIN_ADDR"); a != "" {
+		al, err := net.Listen("tcp", a)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "http_raw:", err)
+			os.Exit(1)
+		}
+		go http.Serve(al, nil)
 	}
 	fmt.Println("listening", l.Addr())
 	for {
