@@ -14,6 +14,13 @@
  * co_chan_send line below.  It also writes the profile as a pprof file
  * for `go tool pprof`, and tells how to get the same from a live process
  * with `kill -USR1`.
+ *
+ * Then it stays up as a live process would, with the other ways tasks
+ * get stuck (a select nobody answers, a wait group never done, a mutex
+ * held across a sleep, long sleeps; some labelled), memory it keeps, and
+ * tasks that contend on a lock, and serves the admin port on
+ * 127.0.0.1:6060 (or COPPER_ADMIN), printing how to pull each profile.
+ * Ctrl-C ends it.  `leakdemo --exit` stops after the first part.
  */
 #include <copper.h>
 #include <fcntl.h>
@@ -64,6 +71,137 @@ static void task_handle_request(void *arg)
 	co_wg_done(&inflight);
 }
 
+/* ------------------------------------------------------------------------
+ * The live part: more ways to be stuck, memory, contention
+ * ---------------------------------------------------------------------- */
+
+static co_chan *replies, *cancels;  /* nobody sends on either */
+static co_wg batch;                 /* never done */
+static co_mutex cache_lock;         /* held across a long sleep */
+static co_mutex stats_lock;         /* contended */
+static long stats;
+static void **cache;                /* kept for good */
+
+static void task_wait_for_reply(void *arg)
+{
+	int v;
+	co_case cs[2] = {
+		{.op = CO_RECV, .chan = replies, .elem = &v},
+		{.op = CO_RECV, .chan = cancels, .elem = &v},
+	};
+	(void)arg;
+	co_labels_set("handler", "checkout", NULL);
+	co_select(cs, 2, -1); /* STUCK: neither channel ever sends */
+}
+
+static void task_await_batch(void *arg)
+{
+	(void)arg;
+	co_wg_wait(&batch); /* STUCK: the batch was never marked done */
+}
+
+static void task_hold_cache_lock(void *arg)
+{
+	(void)arg;
+	co_mutex_lock(&cache_lock);
+	co_sleep(24 * 3600 * CO_SECOND); /* BUG: sleeps holding the lock */
+	co_mutex_unlock(&cache_lock);
+}
+
+static void task_update_cache(void *arg)
+{
+	(void)arg;
+	co_labels_set("handler", "refresh", NULL);
+	co_mutex_lock(&cache_lock); /* STUCK behind task_hold_cache_lock */
+	co_mutex_unlock(&cache_lock);
+}
+
+static void task_retry_later(void *arg)
+{
+	(void)arg;
+	co_sleep(3600 * CO_SECOND);
+}
+
+/* 32 MiB in 64 KiB blocks, kept: the heap profile shows this line. */
+static void cache_fill(void)
+{
+	enum { BLOCKS = 512, SIZE = 64 * 1024 };
+
+	cache = calloc(BLOCKS, sizeof(*cache));
+	for (int i = 0; cache && i < BLOCKS; i++)
+		if ((cache[i] = malloc(SIZE)))
+			memset(cache[i], i, SIZE);
+}
+
+static void task_count_events(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		co_mutex_lock(&stats_lock); /* contended by four tasks */
+		for (volatile int i = 0; i < 20000; i++)
+			stats++;
+		co_mutex_unlock(&stats_lock);
+		co_sleep(CO_MILLISECOND);
+	}
+}
+
+static void start_live_part(void)
+{
+	replies = co_chan_new(sizeof(int), 0);
+	cancels = co_chan_new(sizeof(int), 0);
+	co_wg_init(&batch);
+	co_wg_add(&batch, 1);
+	co_mutex_init(&cache_lock);
+	co_mutex_init(&stats_lock);
+	cache_fill();
+	co_go_named("cache holder", task_hold_cache_lock, NULL);
+	co_sleep(CO_MILLISECOND);
+	for (int i = 0; i < 100; i++)
+		co_go(task_wait_for_reply, NULL);
+	for (int i = 0; i < 10; i++)
+		co_go(task_await_batch, NULL);
+	for (int i = 0; i < 5; i++)
+		co_go(task_update_cache, NULL);
+	for (int i = 0; i < 20; i++)
+		co_go(task_retry_later, NULL);
+	for (int i = 0; i < 4; i++)
+		co_go_named("stats", task_count_events, NULL);
+}
+
+/* The admin port, and how to pull each profile from it. */
+static void serve_admin(void)
+{
+	static const char *const kinds[] = {"goroutine", "heap", "allocs",
+					    "block", "mutex", "threadcreate"};
+	char addr[256];
+	int err = 0;
+
+	if (co_admin_addr(addr, sizeof(addr)) != 0 &&
+	    (err = co_admin_listen("127.0.0.1:6060", NULL)) != 0 &&
+	    (err = co_admin_listen("127.0.0.1:0", NULL)) != 0) {
+		fprintf(stderr, "leakdemo: admin port: %s\n", co_strerror(err));
+		return;
+	}
+	co_admin_addr(addr, sizeof(addr));
+	printf("\nThe process stays up with more stuck tasks, memory it keeps "
+	       "and a contended lock.\nIts admin port serves "
+	       "http://%s/debug/pprof/ (Ctrl-C to stop):\n\n", addr);
+	printf("  curl -s 'http://%s/debug/pprof/goroutine?debug=1'\n", addr);
+	printf("  curl -s 'http://%s/debug/pprof/goroutine?debug=2' | less\n",
+	       addr);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (co_profile_lookup(kinds[i]))
+			printf("  go tool pprof -top http://%s/debug/pprof/%s\n",
+			       addr, kinds[i]);
+	printf("  go tool pprof -top 'http://%s/debug/pprof/profile?seconds=5'\n",
+	       addr);
+	printf("  curl -s http://%s/debug/copper/tasks    # the live task count\n",
+	       addr);
+	printf("  kill -QUIT %d    # every task on stderr, then exit 2, as Go\n",
+	       (int)getpid());
+	fflush(stdout);
+}
+
 static void print_profile_head(int records)
 {
 	char path[] = "/tmp/copper-leakdemo-XXXXXX";
@@ -90,7 +228,6 @@ static void main_task(void *arg)
 {
 	const char *pb = "/tmp/copper-leakdemo.goroutine.pb.gz";
 	int64_t start = co_now();
-	(void)arg;
 
 	co_wg_init(&inflight);
 	printf("leakdemo: serving %d requests, %d at a time...\n", REQUESTS,
@@ -118,11 +255,18 @@ static void main_task(void *arg)
 		close(fd);
 	printf("In a live process: kill -USR1 <pid> writes "
 	       "copper-<pid>-<time>.goroutine.txt and .pb.gz to $COPPER_DUMP_DIR.\n");
+	if (arg)
+		return; /* --exit */
+	start_live_part();
+	serve_admin();
+	for (;;)
+		co_sleep(3600 * CO_SECOND);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	int err = co_run(main_task, NULL);
+	bool exit_early = argc > 1 && strcmp(argv[1], "--exit") == 0;
+	int err = co_run(main_task, exit_early ? (void *)1 : NULL);
 
 	if (err) {
 		fprintf(stderr, "leakdemo: co_run: %s\n", co_strerror(err));
