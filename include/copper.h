@@ -410,6 +410,20 @@ CO_EXTERN int co_profile_count(co_profile *p);
 CO_EXTERN const char *co_profile_name(co_profile *p);
 
 /*
+ * The execution trace (docs/profiles.md, "Execution trace"): from
+ * co_trace_start until co_trace_stop, every task's creation, runs, parks
+ * (with the reason), wake-ups (with the waker) and exit, and every
+ * worker's runs and idle spans, kept in bounded per-worker rings (the
+ * oldest events go first, and the file says how many); co_trace_stop
+ * writes them to fd as Chrome Trace Event JSON, which Perfetto and
+ * chrome://tracing open.  start: -EBADF for a descriptor that is not
+ * open for writing, -EBUSY while a trace runs.  stop: -EINVAL if none
+ * runs, or the write error.
+ */
+CO_EXTERN int co_trace_start(int fd);
+CO_EXTERN int co_trace_stop(void);
+
+/*
  * Sets labels on the calling task: key, value pairs ended by a NULL key
  * (co_labels_set("worker", "ingest", NULL)).  They replace earlier values
  * of the same keys, and tasks the caller creates from now on inherit

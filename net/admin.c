@@ -68,6 +68,7 @@ struct admin_wait {
 	void (*finish)(struct admin_wait *aw, bool cancelled);
 	char name[32];               /* the profile */
 	struct http_buf before;      /* delta: the first collection */
+	int fd;                      /* trace: its memory file, or -1 */
 	int64_t start_ns;            /* co_now() at the start */
 	struct admin_wait *next;
 };
@@ -229,6 +230,8 @@ static void wait_closed(uv_handle_t *h)
 	struct admin_wait *aw = h->data;
 
 	http_buf_free(&aw->before);
+	if (aw->fd >= 0)
+		close(aw->fd);
 	free(aw);
 }
 
@@ -250,14 +253,16 @@ static void wait_fired(uv_timer_t *t)
 	wait_end(t->data, false);
 }
 
-static int wait_start(co_http_response *w, struct admin_port *port,
-		      long seconds,
-		      void (*finish)(struct admin_wait *, bool), const char *name)
+static struct admin_wait *wait_start(co_http_response *w,
+				     struct admin_port *port, int64_t ms,
+				     void (*finish)(struct admin_wait *, bool),
+				     const char *name)
 {
 	struct admin_wait *aw = calloc(1, sizeof(*aw));
 
 	if (!aw)
-		return CO_ENOMEM;
+		return NULL;
+	aw->fd = -1;
 	aw->w = w;
 	aw->port = port;
 	aw->finish = finish;
@@ -265,11 +270,11 @@ static int wait_start(co_http_response *w, struct admin_port *port,
 	snprintf(aw->name, sizeof(aw->name), "%s", name);
 	uv_timer_init(service_loop(), &aw->timer);
 	aw->timer.data = aw;
-	uv_timer_start(&aw->timer, wait_fired, (uint64_t)seconds * 1000, 0);
+	uv_timer_start(&aw->timer, wait_fired, (uint64_t)ms, 0);
 	aw->next = A.waits;
 	A.waits = aw;
 	http_response_defer(w);
-	return 0;
+	return aw;
 }
 
 /* ------------------------------------------------------------------------
@@ -286,16 +291,76 @@ static void admin_cpu_cancel(void)
 {
 }
 
-static bool admin_trace_available(void)
+/* Reads a whole memory file into the answer's body. */
+static int body_from_fd(co_http_response *w, int fd)
 {
-	return false;
+	char chunk[65536];
+	ssize_t n;
+
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -errno;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if (co_http_response_write(w, chunk, (size_t)n) < 0)
+			return CO_ENOMEM;
+	return n < 0 ? -errno : 0;
 }
 
+static void finish_trace(struct admin_wait *aw, bool cancelled)
+{
+	int err = co_trace_stop();
+
+	if (cancelled) {
+		put_error(aw->w, 503, "admin port shutting down");
+		return;
+	}
+	if (err < 0 || body_from_fd(aw->w, aw->fd) < 0) {
+		put_error(aw->w, 500, "Could not write the trace");
+		return;
+	}
+	put_binary(aw->w, "trace");
+}
+
+/* Go's Trace handler: seconds as a float, invalid or <= 0 means 1; the
+ * body is Chrome Trace Event JSON here (Go's is its own binary format). */
 static void admin_trace_serve(const co_http_request *r, co_http_response *w,
 			      int max_seconds)
 {
-	(void)r, (void)max_seconds;
-	put_error(w, 404, "Unknown profile");
+	char v[32], msg[160];
+	double s = 1;
+	int fd, err;
+
+	if (query_get(r->query, "seconds", v, sizeof(v)) && *v) {
+		char *end;
+		s = strtod(v, &end);
+		if (*end || !(s > 0))
+			s = 1;
+	}
+	if (s > max_seconds) {
+		put_error(w, 400, "profile duration exceeds the admin port's "
+				  "limit (max_seconds)");
+		return;
+	}
+	if ((fd = memfd_create("copper-trace", MFD_CLOEXEC)) < 0) {
+		put_error(w, 500, "Could not enable tracing: out of descriptors");
+		return;
+	}
+	if ((err = co_trace_start(fd)) < 0) {
+		close(fd);
+		snprintf(msg, sizeof(msg), "Could not enable tracing: %s",
+			 err == CO_EBUSY ? "tracing is already enabled"
+					 : co_strerror(err));
+		put_error(w, 500, msg);
+		return;
+	}
+	struct admin_wait *aw = wait_start(w, NULL, (int64_t)(s * 1000),
+					   finish_trace, "trace");
+	if (!aw) {
+		co_trace_stop();
+		close(fd);
+		put_error(w, 500, "Could not enable tracing: out of memory");
+		return;
+	}
+	aw->fd = fd;
 }
 
 /* ------------------------------------------------------------------------
@@ -326,10 +391,9 @@ static const char *const descriptions[][2] = {
 
 static bool endpoint_exists(const char *name)
 {
-	if (strcmp(name, "cmdline") == 0 || strcmp(name, "profile") == 0)
+	if (strcmp(name, "cmdline") == 0 || strcmp(name, "profile") == 0 ||
+	    strcmp(name, "trace") == 0)
 		return true;
-	if (strcmp(name, "trace") == 0)
-		return admin_trace_available();
 	return co_profile_lookup(name) != NULL;
 }
 
@@ -489,11 +553,11 @@ static void serve_profile_named(const co_http_request *r, co_http_response *w,
 		} else if (render(p, 0, &body) < 0) {
 			put_error(w, 500, "failed to collect profile");
 		} else {
-			struct admin_wait *aw;
-			if (wait_start(w, port, s, finish_delta, name) < 0) {
+			struct admin_wait *aw = wait_start(w, port, s * 1000,
+							   finish_delta, name);
+			if (!aw) {
 				put_error(w, 500, "failed to collect profile");
 			} else {
-				aw = A.waits;
 				aw->before = body;
 				body = (struct http_buf){0};
 			}
@@ -692,11 +756,11 @@ static void admin_handle(const co_http_request *r, co_http_response *w,
 		serve_symbol(r, w);
 	else if (strcmp(name, "profile") == 0)
 		serve_cpu(r, w, port);
-	else if (strcmp(name, "trace") == 0 && admin_trace_available())
+	else if (strcmp(name, "trace") == 0)
 		admin_trace_serve(r, w, port->max_seconds);
 	else if (serve_godelta(w, name))
 		return;
-	else if (strcmp(name, "cmdline") == 0 || strcmp(name, "trace") == 0)
+	else if (strcmp(name, "cmdline") == 0)
 		put_error(w, 404, "Unknown profile");
 	else
 		serve_profile_named(r, w, port, name);

@@ -266,6 +266,9 @@ PROF_INTERNAL int service_call_sync(void (*fn)(void *arg), void *arg);
 /* On the service thread: blocks every signal but those in unblocked. */
 PROF_INTERNAL void service_set_sigmask(const sigset_t *unblocked);
 
+/* The execution trace (trace.c) is running. */
+PROF_INTERNAL bool trace_running(void);
+
 /* ------------------------------------------------------------------------
  * Delta profiles (delta.c): after minus before, two gzipped profiles of
  * one kind, matched by stack and labels, with duration_ns as the

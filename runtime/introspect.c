@@ -100,6 +100,12 @@ void introspect_task_entries(uintptr_t *task_main, uintptr_t *trampoline)
 	*trampoline = (uintptr_t)switch_trampoline;
 }
 
+const char *introspect_reason_name(int reason)
+{
+	return reason >= 0 && reason < WAIT_NREASONS ? wait_reason_names[reason]
+						     : "?";
+}
+
 void introspect_set_label_hooks(void (*ref)(void *), void (*unref)(void *))
 {
 	runtime_hooks.labels_ref = ref;

@@ -54,6 +54,9 @@ enum introspect_event {
 				       waiter that waited ns (mutex profile) */
 	INTROSPECT_EV_WORKER_START, /* worker's thread tid begins */
 	INTROSPECT_EV_WORKER_STOP,  /* ... and ends */
+	INTROSPECT_EV_RUN,          /* task starts running on worker (after
+				       the switch: the execution trace) */
+	INTROSPECT_EV_IDLE,         /* worker has nothing to run and waits */
 	INTROSPECT_NEVENTS
 };
 
@@ -67,7 +70,8 @@ struct introspect_event_info {
 	int reason;                /* enum wait_reason (park, block) */
 	const void *object;        /* channel or lock (park, block, contended) */
 	int64_t ns;                /* waited (block) or delay (contended) */
-	int worker;                /* worker start/stop: its index */
+	int worker;                /* worker start/stop, run, idle: its
+				      index */
 	int tid;                   /* ... and its thread's id, for timers */
 };
 
@@ -238,6 +242,13 @@ void introspect_thread_register(void) __attribute__((visibility("hidden")));
 int introspect_signal_route(int signo, void (*fn)(int, siginfo_t *, void *))
 	__attribute__((visibility("hidden")));
 bool introspect_signal_usable(int signo) __attribute__((visibility("hidden")));
+
+/* The calling thread's worker index, -1 on any other thread. */
+int introspect_worker_self(void) __attribute__((visibility("hidden")));
+/* Go's text for a wait reason of a park or block event ("chan
+ * receive", ...); "?" out of range. */
+const char *introspect_reason_name(int reason)
+	__attribute__((visibility("hidden")));
 
 /* Current task id and whether the runtime is running. */
 bool introspect_running(void) __attribute__((visibility("hidden")));

@@ -183,6 +183,8 @@ static void request_stop(void);
 static void worker_exited(struct worker *w);
 static void park_emit(struct worker *w, struct task *prev)
 	__attribute__((cold, noinline));
+static void run_emit(struct worker *w, struct task *t)
+	__attribute__((cold, noinline));
 static void *worker_thread(void *arg);
 
 /* ------------------------------------------------------------------------
@@ -761,6 +763,8 @@ switch_from(struct worker *w, struct task *t, struct task *next)
 	w = switch_context(&t->ctx, to, w);
 	san_switch_finish(t->asan_fake_stack);
 	after_switch(w);
+	if (unlikely(hook_on(INTROSPECT_EV_RUN)))
+		run_emit(w, t);
 }
 
 static inline __attribute__((always_inline)) void
@@ -822,6 +826,17 @@ __attribute__((cold, noinline)) static void park_emit(struct worker *w,
 	struct introspect_event_info ev = {
 		.event = INTROSPECT_EV_PARK, .task = prev, .id = w->after_id,
 		.reason = w->after_reason, .object = w->after_obj,
+	};
+	hooks_emit(&ev);
+}
+
+/* The run event (the trace): t runs on w now, after the switch. */
+__attribute__((cold, noinline)) static void run_emit(struct worker *w,
+						    struct task *t)
+{
+	struct introspect_event_info ev = {
+		.event = INTROSPECT_EV_RUN, .task = t, .id = t->id,
+		.worker = w->id,
 	};
 	hooks_emit(&ev);
 }
@@ -967,6 +982,12 @@ static _Noreturn void task_exit(void)
 	co_fatal("task_exit: a dead task was resumed");
 }
 
+int introspect_worker_self(void)
+{
+	struct worker *w = tls_worker;
+	return w ? w->id : -1;
+}
+
 uintptr_t sched_task_main_addr(void) { return (uintptr_t)task_main; }
 
 static void task_main(void *arg)
@@ -975,6 +996,8 @@ static void task_main(void *arg)
 
 	san_switch_finish(NULL);
 	after_switch(sched_worker());
+	if (unlikely(hook_on(INTROSPECT_EV_RUN)))
+		run_emit(sched_worker(), t);
 	t->started = 1;
 	t->fn(t->arg);
 	task_exit();
@@ -1602,6 +1625,12 @@ static struct task *watch_take(struct worker *w)
  * or the watch.  Returns a task the watch took, or NULL (look again). */
 static struct task *idle_block(struct worker *w)
 {
+	if (unlikely(hook_on(INTROSPECT_EV_IDLE))) {
+		struct introspect_event_info ev = {
+			.event = INTROSPECT_EV_IDLE, .worker = w->id,
+		};
+		hooks_emit(&ev);
+	}
 	for (;;) {
 		idle_push(w);
 		atomic_thread_fence(memory_order_seq_cst);

@@ -271,6 +271,22 @@ static void test_endpoints(void **state)
 	   "rm -f /tmp/copper-admin-delta.$$", s.addr);
 	assert_non_null(strstr(big, "filename=\"goroutine-delta\""));
 	assert_non_null(strstr(big, "1f 8b"));
+	/* The execution trace: Chrome JSON that a JSON parser reads, with
+	 * a track per worker; a second trace at once is Go's 500. */
+	sh(big, sizeof(big), "curl -s -D /tmp/copper-admin-trace-h.$$ "
+	   "-o /tmp/copper-admin-trace.$$ 'http://%s/debug/pprof/trace?seconds=0.5' & "
+	   "sleep 0.1; curl -s -i 'http://%s/debug/pprof/trace?seconds=1'; wait; "
+	   "cat /tmp/copper-admin-trace-h.$$; python3 -c 'import json,sys; "
+	   "d=json.load(open(sys.argv[1])); print(\"events\", "
+	   "len(d[\"traceEvents\"]))' /tmp/copper-admin-trace.$$; "
+	   "rm -f /tmp/copper-admin-trace.$$ /tmp/copper-admin-trace-h.$$",
+	   s.addr, s.addr);
+	assert_non_null(strstr(big, "HTTP/1.1 500"));
+	assert_non_null(strstr(big, "Could not enable tracing: tracing is "
+				    "already enabled"));
+	assert_non_null(strstr(big, "filename=\"trace\""));
+	assert_non_null(strstr(big, "\nevents "));
+
 	/* godeltaprof's paths exist only for the profiles there are. */
 	sh(big, sizeof(big), "curl -s -o /dev/null -w '%%{http_code}' "
 	   "http://%s/debug/pprof/delta_nothing", s.addr);
