@@ -150,7 +150,7 @@ static bool query_get(const char *q, const char *key, char *buf, size_t len)
 				int c = q[i], h, l;
 				if (c == '+')
 					c = ' ';
-				else if (c == '%' && i + 2 < n + 1 &&
+				else if (c == '%' && i + 2 < n &&
 					 (h = hexval(q[i + 1])) >= 0 &&
 					 (l = hexval(q[i + 2])) >= 0) {
 					c = h << 4 | l;
