@@ -79,12 +79,14 @@ static void check_file(const char *path)
 }
 
 static co_chan *ping, *pong, *late;
+static co_wg helpers;    /* the four tasks below: all exit before stop */
 
 static void task_late_recv(void *arg)
 {
 	int v;
 	(void)arg;
 	co_chan_recv(late, &v); /* parks in "chan receive" for 1 ms */
+	co_wg_done(&helpers);
 }
 
 static void task_partner(void *arg)
@@ -93,12 +95,14 @@ static void task_partner(void *arg)
 	(void)arg;
 	while (co_chan_recv(ping, &v) == 0)
 		co_chan_send(pong, &v);
+	co_wg_done(&helpers);
 }
 
 static void task_sleeper(void *arg)
 {
 	(void)arg;
 	co_sleep(2 * CO_MILLISECOND);
+	co_wg_done(&helpers);
 }
 
 static void blocking_fn(void *arg)
@@ -111,6 +115,7 @@ static void task_blocker(void *arg)
 {
 	(void)arg;
 	co_blocking(blocking_fn, NULL);
+	co_wg_done(&helpers);
 }
 
 struct trace_run {
@@ -126,6 +131,8 @@ static void main_traced(void *arg)
 
 	CHECK(fd >= 0);
 	r->start = co_trace_start(fd);
+	co_wg_init(&helpers);
+	co_wg_add(&helpers, 4);
 	ping = co_chan_new(sizeof(int), 0);
 	pong = co_chan_new(sizeof(int), 0);
 	co_go(task_partner, NULL);
@@ -142,7 +149,8 @@ static void main_traced(void *arg)
 		co_chan_recv(pong, &v);
 	}
 	co_chan_close(ping);
-	co_sleep(5 * CO_MILLISECOND); /* the sleeper and blocker finish */
+	co_wg_wait(&helpers);
+	CHECK(tu_wait_num_tasks(1, 10 * TU_SEC)); /* their exits recorded */
 	r->stop = co_trace_stop();
 	close(fd);
 	co_chan_free(ping);
