@@ -424,6 +424,24 @@ CO_EXTERN int co_trace_start(int fd);
 CO_EXTERN int co_trace_stop(void);
 
 /*
+ * The block profile ("block"): where tasks waited on channels, select and
+ * the sync primitives (not sleeps, not I/O), as Go's
+ * runtime.SetBlockProfileRate.  A wait of d ns is recorded if d >= ns,
+ * else with probability d/ns; 1 records every wait; 0 (the default) or a
+ * negative value turns it off.  $COPPER_BLOCKPROFILERATE sets it at
+ * co_run.
+ */
+CO_EXTERN void co_set_block_profile_rate(int64_t ns);
+/*
+ * The mutex profile ("mutex"): contended co_mutex and co_rwmutex unlocks,
+ * charged to the unlocking stack, one in rate on average (1: all; 0, the
+ * default: off).  Returns the previous rate, or -EINVAL for a negative
+ * rate (Go reads the rate with -1; Copper rejects it).
+ * $COPPER_MUTEXPROFILEFRACTION sets it at co_run.
+ */
+CO_EXTERN int co_set_mutex_profile_fraction(int rate);
+
+/*
  * Sets labels on the calling task: key, value pairs ended by a NULL key
  * (co_labels_set("worker", "ingest", NULL)).  They replace earlier values
  * of the same keys, and tasks the caller creates from now on inherit

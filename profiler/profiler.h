@@ -292,4 +292,26 @@ PROF_INTERNAL void goroutine_print_task(FILE *f, const struct snapshot *s,
 /* JSON, one object per task. */
 PROF_INTERNAL int goroutine_write_json(const struct snapshot *s, int fd);
 
+/* ------------------------------------------------------------------------
+ * The block and mutex profiles (contention.c)
+ * ---------------------------------------------------------------------- */
+PROF_INTERNAL int contention_block_write(int fd, int debug);
+PROF_INTERNAL int contention_mutex_write(int fd, int debug);
+/* Records (distinct stack and label set) in each. */
+PROF_INTERNAL int contention_block_count(void);
+PROF_INTERNAL int contention_mutex_count(void);
+/* Applies $COPPER_BLOCKPROFILERATE and $COPPER_MUTEXPROFILEFRACTION (at
+ * co_run's start); -EINVAL, with a message naming the variable, for a
+ * bad value. */
+PROF_INTERNAL int contention_env_load(void);
+
+/* ------------------------------------------------------------------------
+ * The threadcreate profile (threadcreate.c)
+ * ---------------------------------------------------------------------- */
+PROF_INTERNAL int threadcreate_write(int fd, int debug);
+PROF_INTERNAL int threadcreate_count(void);
+/* Counts a thread the caller has just created, with the caller's stack
+ * (the profiler's own threads; the runtime's come as events). */
+PROF_INTERNAL void threadcreate_note_self(void);
+
 #endif /* COPPER_PROFILER_PROFILER_H */

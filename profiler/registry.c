@@ -41,6 +41,9 @@ static int goroutine_count(void)
 
 static co_profile profiles[] = {
 	{"goroutine", 2, goroutine_profile_write, goroutine_count},
+	{"block", 1, contention_block_write, contention_block_count},
+	{"mutex", 1, contention_mutex_write, contention_mutex_count},
+	{"threadcreate", 1, threadcreate_write, threadcreate_count},
 };
 
 CO_EXTERN co_profile *co_profile_lookup(const char *name)

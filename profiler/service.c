@@ -138,6 +138,7 @@ int service_start(void)
 		uv_loop_close(&V.loop);
 		goto out;
 	}
+	threadcreate_note_self();
 	V.running = true;
 out:
 	pthread_mutex_unlock(&V.lock);

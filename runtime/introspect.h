@@ -49,7 +49,10 @@ enum introspect_event {
 	INTROSPECT_EV_UNPARK,       /* task readied by other (NULL: a timer,
 				       I/O or a thread outside the runtime) */
 	INTROSPECT_EV_BLOCK,        /* task runs again after ns parked on
-				       object for reason (block profile) */
+				       object for reason (block profile):
+				       channels, select, the sync
+				       primitives; not IO, sleep or
+				       blocking calls, as in Go */
 	INTROSPECT_EV_CONTENDED,    /* lock object handed on by task to a
 				       waiter that waited ns (mutex profile) */
 	INTROSPECT_EV_WORKER_START, /* worker's thread tid begins */
@@ -57,6 +60,12 @@ enum introspect_event {
 	INTROSPECT_EV_RUN,          /* task starts running on worker (after
 				       the switch: the execution trace) */
 	INTROSPECT_EV_IDLE,         /* worker has nothing to run and waits */
+	INTROSPECT_EV_THREAD_CREATE, /* the runtime started an OS thread:
+					worker index, or -1 for the monitor;
+					emitted on the creating thread right
+					after pthread_create succeeded, so a
+					hook may walk the creator's stack
+					(threadcreate profile) */
 	INTROSPECT_NEVENTS
 };
 
@@ -69,9 +78,11 @@ struct introspect_event_info {
 	const void *other;         /* parent (spawn) or waker (unpark) */
 	int reason;                /* enum wait_reason (park, block) */
 	const void *object;        /* channel or lock (park, block, contended) */
-	int64_t ns;                /* waited (block) or delay (contended) */
+	int64_t ns;                /* waited (block) or delay (contended:
+				      summed over the waiters admitted) */
 	int worker;                /* worker start/stop, run, idle: its
-				      index */
+				      index; thread create: its index,
+				      -1 for the monitor */
 	int tid;                   /* ... and its thread's id, for timers */
 };
 

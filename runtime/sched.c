@@ -804,7 +804,9 @@ void sched_park(enum task_state state, enum wait_reason why,
 void sched_park_on(enum wait_reason why, void *obj, void (*unlock)(void *),
 		   void *arg)
 {
-	if (likely(!hook_on(INTROSPECT_EV_BLOCK))) {
+	/* Go's block profile leaves out network waits (and sleeps, which
+	 * do not come here): so does the event. */
+	if (likely(!hook_on(INTROSPECT_EV_BLOCK)) || why == WAIT_IO) {
 		park(TASK_WAITING, why, obj, unlock, arg);
 		return;
 	}
@@ -1832,6 +1834,18 @@ static void worker_event(struct worker *w, enum introspect_event e)
 	hooks_emit(&ev);
 }
 
+/* The runtime started a thread (worker index, -1 for the monitor): on
+ * the creating thread, so the threadcreate profile records its stack. */
+static void thread_created(int worker)
+{
+	if (!hook_on(INTROSPECT_EV_THREAD_CREATE))
+		return;
+	struct introspect_event_info ev = {
+		.event = INTROSPECT_EV_THREAD_CREATE, .worker = worker,
+	};
+	hooks_emit(&ev);
+}
+
 static void *worker_thread(void *arg)
 {
 	struct worker *w = arg;
@@ -2085,6 +2099,8 @@ static void monitor_add_worker(void)
 	atomic_store_explicit(&S.nworkers, n + 1, memory_order_release);
 	int err = pthread_create(&w->thread, &S.worker_attr, worker_thread, w);
 	pthread_mutex_unlock(&S.run_lock);
+	if (err == 0)
+		thread_created(n);
 	if (err != 0) {
 		/* Nobody queues on a worker that never ran: step back, and
 		 * add no more this run.  Its loop stays open (a few
@@ -2304,7 +2320,10 @@ static int monitor_start(void)
 	atomic_store(&S.monitor_deep, false);
 	S.monitor_done = false;
 	S.monitor_abandoned = false;
-	return -pthread_create(&S.monitor, NULL, monitor_run, NULL);
+	int err = pthread_create(&S.monitor, NULL, monitor_run, NULL);
+	if (err == 0)
+		thread_created(-1);
+	return -err;
 }
 
 /* Starts the worker threads; returns how many run. */
@@ -2318,6 +2337,10 @@ static int start_threads(void)
 	pthread_attr_init(&S.worker_attr);
 	signal_worker_mask(&mask);
 	pthread_attr_setsigmask_np(&S.worker_attr, &mask);
+	/* The threadcreate profile walks this thread's stack: give the walk
+	 * its bounds (the monitor registers its own). */
+	if (hook_on(INTROSPECT_EV_THREAD_CREATE))
+		introspect_thread_register();
 	for (started = 0; started < S.nprocs; started++) {
 		struct worker *w = &S.workers[started];
 		int err = pthread_create(&w->thread, &S.worker_attr,
@@ -2331,6 +2354,7 @@ static int start_threads(void)
 				started, S.nprocs, strerror(err));
 			break;
 		}
+		thread_created(started);
 	}
 	return started;
 }

@@ -151,14 +151,18 @@ static inline void once_lk(struct once *o)
 	}
 }
 
-/* The mutex profile's event: lock handed on by the calling task to a
- * waiter that had waited since `since` (outside the lock). */
-static void contended_emit(void *lock, int64_t since)
+/* The mutex profile's event: lock handed on by the calling task to n
+ * waiters, queued at co_now() = base + their share of rel (outside the
+ * lock).  The delay is their waits summed: an unlock that held up many
+ * tasks (a writer admitting N readers) costs N waits, as Go 1.22 charges
+ * it.  Times are taken relative to base so that the sum cannot overflow. */
+static void contended_emit(void *lock, int64_t base, int64_t rel, int64_t n)
 {
 	struct task *t = sched_current();
 	struct introspect_event_info ev = {
 		.event = INTROSPECT_EV_CONTENDED, .task = t,
-		.id = t ? t->id : 0, .object = lock, .ns = co_now() - since,
+		.id = t ? t->id : 0, .object = lock,
+		.ns = n * (co_now() - base) - rel,
 	};
 	hooks_emit(&ev);
 }
@@ -371,7 +375,7 @@ static void mutex_unlock_slow(struct mutex *m, uint32_t s)
 	}
 	spin_unlock(&m->lk);
 	if (w && hook_on(INTROSPECT_EV_CONTENDED) && since)
-		contended_emit(m, since);
+		contended_emit(m, since, 0, 1);
 	if (w)
 		sched_ready(w->task);
 }
@@ -477,7 +481,7 @@ CO_EXTERN int co_rwmutex_runlock(co_rwmutex *rwm)
 	int64_t since = w ? w->since : 0;
 	spin_unlock(&rw->lk);
 	if (since && hook_on(INTROSPECT_EV_CONTENDED))
-		contended_emit(rw, since);
+		contended_emit(rw, since, 0, 1);
 	if (w)
 		sched_ready(w->task);
 	return 0;
@@ -531,14 +535,19 @@ CO_EXTERN int co_rwmutex_unlock(co_rwmutex *rwm)
 		w->next = NULL;
 		list = w;
 	}
-	/* The longest wait among those it admits, read before they run. */
-	int64_t since = 0;
+	/* The waits of those it admits (profiled ones: since set), read
+	 * before they run. */
+	int64_t base = 0, rel = 0, nwaited = 0;
 	for (w = list; w; w = w->next)
-		if (w->since && (!since || w->since < since))
-			since = w->since;
+		if (w->since) {
+			if (!nwaited)
+				base = w->since;
+			rel += w->since - base;
+			nwaited++;
+		}
 	spin_unlock(&rw->lk);
-	if (since && hook_on(INTROSPECT_EV_CONTENDED))
-		contended_emit(rw, since);
+	if (nwaited && hook_on(INTROSPECT_EV_CONTENDED))
+		contended_emit(rw, base, rel, nwaited);
 	wake_list(list);
 	return 0;
 }
