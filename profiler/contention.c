@@ -418,8 +418,34 @@ static int cmp_rec(const void *pa, const void *pb)
 	return textfmt_stack_cmp(&a, &b);
 }
 
+/* A frame of Copper's runtime or profiler that is not public API. */
+static bool frame_is_ours(const struct prof_frame *f)
+{
+	return prof_frame_is_internal(f) ||
+	       (strncmp(f->function, "co_", 3) != 0 &&
+		strstr(f->file, "profiler/") != NULL);
+}
+
+int contention_pcs_trim(const uintptr_t *pcs, int n)
+{
+	struct prof_frame fr[PROF_INLINE_MAX];
+	int k = 0;
+
+	for (; k < n - 1; k++) {
+		int nf = prof_symbolize(pcs[k], false, fr, PROF_INLINE_MAX);
+		for (int i = 0; i < nf; i++)
+			if (!frame_is_ours(&fr[i]))
+				return k;
+	}
+	return k;
+}
+
 /* The table's published buckets, grouped by (stack, label contents) and
- * sorted by delay, then key, as Go sorts by cycles.  *recs and *g are
+ * sorted by delay, then key, as Go sorts by cycles.  Each stack starts at
+ * the public call (co_chan_recv, co_mutex_unlock): the runtime's frames
+ * above it are left out, as Go's skip count leaves out blockevent and
+ * semrelease, but only whole addresses: an internal helper inlined into
+ * the public function stays in the proto (the text hides it).  *recs and *g are
  * the caller's to free; returns the number of groups or -ENOMEM. */
 static long cont_collect(struct cont_table *t, struct cont_rec **recs,
 			 struct textfmt_group **g)
@@ -438,8 +464,9 @@ static long cont_collect(struct cont_table *t, struct cont_rec **recs,
 		if (atomic_load_explicit(&e->key, memory_order_acquire) <=
 		    CONT_FILLING)
 			continue;
+		int k = contention_pcs_trim(e->pcs, e->npcs);
 		(*recs)[n++] = (struct cont_rec){
-			e->pcs, e->labels, e->npcs,
+			e->pcs + k, e->labels, e->npcs - k,
 			atomic_load_explicit(&e->count, memory_order_relaxed),
 			atomic_load_explicit(&e->delay, memory_order_relaxed)};
 	}
@@ -494,7 +521,7 @@ static int write_debug1(struct cont_table *t, bool mutex, FILE *f)
 		const struct cont_rec *r = &recs[g[i].first];
 		fprintf(f, "%" PRId64 " %" PRId64 " %s\n", r->delay,
 			rec_events(r), g[i].key);
-		textfmt_frames_write(f, &s, &g[i].stack, true);
+		textfmt_frames_write(f, &s, &g[i].stack, false);
 	}
 	textfmt_groups_free(g, ng);
 	free(recs);

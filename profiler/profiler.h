@@ -304,6 +304,10 @@ PROF_INTERNAL int contention_mutex_count(void);
  * co_run's start); -EINVAL, with a message naming the variable, for a
  * bad value. */
 PROF_INTERNAL int contention_env_load(void);
+/* How many leading entries of a recorded stack are Copper's own frames
+ * (runtime or profiler internals, whole inline chains), to leave out so
+ * that the stack starts at the public call; never all of them. */
+PROF_INTERNAL int contention_pcs_trim(const uintptr_t *pcs, int n);
 
 /* ------------------------------------------------------------------------
  * The threadcreate profile (threadcreate.c)

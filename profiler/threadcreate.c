@@ -160,6 +160,13 @@ static long tc_collect(struct tc_record **recs, struct textfmt_group **g,
 			(*recs)[n++] = T.rec[i];
 	*total = T.total;
 	pthread_mutex_unlock(&T.lock);
+	/* From the public call that made the thread (co_run, ...). */
+	for (size_t i = 0; i < n; i++) {
+		struct tc_record *r = &(*recs)[i];
+		int k = contention_pcs_trim(r->pcs, r->npcs);
+		memmove(r->pcs, r->pcs + k, (size_t)(r->npcs - k) * sizeof(*r->pcs));
+		r->npcs -= k;
+	}
 	if ((ng = textfmt_records_group(*recs, n, sizeof(**recs), cmp_tc,
 					tc_stack, g)) < 0)
 		return ng;

@@ -299,6 +299,8 @@ static void test_block_chan_counted_timed_labelled(void **state)
 	assert_int_equal(s.count, NWAITS);
 	assert_true(s.cycles >= NWAITS * HOLD_NS);
 	assert_true(s.cycles < 100 * NWAITS * HOLD_NS);
+	/* The stack starts at the public call, as Go's at chanrecv1. */
+	assert_string_equal(s.leaf, "co_chan_recv");
 	/* Sleeps are not blocking events (Go leaves out time.Sleep). */
 	assert_int_equal(sum_of("block", "sleep_here", NULL).records, 0);
 	assert_true(co_profile_count(co_profile_lookup("block")) >= 1);
@@ -340,9 +342,11 @@ static void test_block_and_mutex_co_mutex(void **state)
 	 * lock to a newcomer parks again (Go's normal mode). */
 	assert_true(b.count >= NWAITS);
 	assert_true(b.cycles >= NWAITS * HOLD_NS);
+	assert_string_equal(b.leaf, "co_mutex_lock");
 	struct cont_sum m = sum_of("mutex", "unlock_here", NULL);
 	assert_true(m.count >= 1);
 	assert_true(m.cycles >= HOLD_NS);
+	assert_string_equal(m.leaf, "co_mutex_unlock");
 	/* Charged to the unlocker: its stack, not the lockers'. */
 	assert_int_equal(sum_of("mutex", "contend_here", NULL).records, 0);
 	co_set_block_profile_rate(0);
@@ -387,6 +391,8 @@ static void test_block_and_mutex_co_rwmutex(void **state)
 	 * (Go 1.22+), one contention. */
 	struct cont_sum m = sum_of("mutex", "rw_unlock_here", NULL);
 	assert_int_equal(m.count - m0.count, 1);
+	assert_string_equal(m.leaf, "co_rwmutex_unlock");
+	assert_string_equal(b.leaf, "co_rwmutex_rlock");
 	assert_true(m.cycles - m0.cycles >= NWAITS * HOLD_NS);
 	assert_true(m.cycles - m0.cycles <= b.cycles + NWAITS * TU_SEC / 10);
 	co_set_block_profile_rate(0);
