@@ -114,6 +114,23 @@ __attribute__((unused)) static int bench_procs(void)
 }
 
 /*
+ * "_prof" when the block or mutex profile is on ($COPPER_BLOCKPROFILERATE
+ * or $COPPER_MUTEXPROFILEFRACTION set and not 0; co_run reads them), else
+ * "": a metric's name says whether it was profiled.  Go twins:
+ * benchutil.ProfSuffix, which turns Go's profiles on from the same
+ * variables.
+ */
+__attribute__((unused)) static const char *bench_prof_suffix(void)
+{
+	const char *b = getenv("COPPER_BLOCKPROFILERATE");
+	const char *m = getenv("COPPER_MUTEXPROFILEFRACTION");
+
+	if ((b && *b && strcmp(b, "0") != 0) || (m && *m && strcmp(m, "0") != 0))
+		return "_prof";
+	return "";
+}
+
+/*
  * Gives the runtime `procs` workers unless COPPER_PROCS is set already, so
  * that a benchmark run by hand measures what its definition says.  Call
  * before co_run.  Go twins: runtime.GOMAXPROCS(procs) unless GOMAXPROCS is

@@ -53,7 +53,10 @@ static void task_main(void *arg)
 	if (counter != TASKS * m)
 		bench_fail("counter is %ld, want %ld", counter, TASKS * m);
 	BENCH_CHECK(co_mutex_destroy(&mu));
-	bench_report("mutex", (double)elapsed / ((double)TASKS * m), "ns/op");
+	char metric[32];
+
+	snprintf(metric, sizeof(metric), "mutex%s", bench_prof_suffix());
+	bench_report(metric, (double)elapsed / ((double)TASKS * m), "ns/op");
 }
 
 int main(void)

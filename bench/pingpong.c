@@ -12,7 +12,11 @@
  * says which (pingpong_p<procs>).  Twin: bench/go/pingpong, with two
  * `chan int` under the same GOMAXPROCS.
  *
- * Output: pingpong_p<procs>: <ns> ns/op
+ * With $COPPER_BLOCKPROFILERATE or $COPPER_MUTEXPROFILEFRACTION on, the
+ * block and mutex profiles record every wait and the metric ends in _prof
+ * (the twin turns Go's on from the same variables).
+ *
+ * Output: pingpong_p<procs>[_prof]: <ns> ns/op
  */
 #include "bench.h"
 
@@ -63,7 +67,8 @@ static void task_main(void *arg)
 	BENCH_CHECK(co_wg_wait(&done));
 	co_chan_free(ping);
 	co_chan_free(pong);
-	snprintf(metric, sizeof(metric), "pingpong_p%d", bench_procs());
+	snprintf(metric, sizeof(metric), "pingpong_p%d%s", bench_procs(),
+		 bench_prof_suffix());
 	bench_report(metric, (double)elapsed / n, "ns/op");
 }
 

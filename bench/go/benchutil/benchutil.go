@@ -44,6 +44,23 @@ func DefaultProcs(procs int) {
 	}
 }
 
+// ProfSuffix turns on Go's block and mutex profiles from the variables
+// Copper reads (COPPER_BLOCKPROFILERATE: runtime.SetBlockProfileRate;
+// COPPER_MUTEXPROFILEFRACTION: runtime.SetMutexProfileFraction) and
+// returns "_prof" when either is on, else "" (bench_prof_suffix in C).
+func ProfSuffix() string {
+	suffix := ""
+	if v, err := strconv.Atoi(os.Getenv("COPPER_BLOCKPROFILERATE")); err == nil && v > 0 {
+		runtime.SetBlockProfileRate(v)
+		suffix = "_prof"
+	}
+	if v, err := strconv.Atoi(os.Getenv("COPPER_MUTEXPROFILEFRACTION")); err == nil && v > 0 {
+		runtime.SetMutexProfileFraction(v)
+		suffix = "_prof"
+	}
+	return suffix
+}
+
 // Procs is the number of Ps in use (bench_procs in C).
 func Procs() int {
 	return runtime.GOMAXPROCS(0)

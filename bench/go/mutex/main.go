@@ -5,7 +5,10 @@
 // waits on a WaitGroup and checks the counter.  The metric is elapsed time
 // over all operations.  GOMAXPROCS defaults to 2 here.
 //
-// Output: mutex: <ns> ns/op
+// With COPPER_BLOCKPROFILERATE / COPPER_MUTEXPROFILEFRACTION set, Go's
+// block and mutex profiles are on and the metric ends in _prof.
+//
+// Output: mutex[_prof]: <ns> ns/op
 package main
 
 import (
@@ -39,6 +42,7 @@ func locker() {
 func main() {
 	benchutil.DefaultProcs(2)
 	m = benchutil.Scaled(m0)
+	suffix := benchutil.ProfSuffix()
 	done.Add(tasks)
 
 	t0 := time.Now()
@@ -51,5 +55,5 @@ func main() {
 	if counter != tasks*m {
 		benchutil.Fail("counter is %d, want %d", counter, tasks*m)
 	}
-	benchutil.Report("mutex", float64(elapsed.Nanoseconds())/float64(tasks*m), "ns/op")
+	benchutil.Report("mutex"+suffix, float64(elapsed.Nanoseconds())/float64(tasks*m), "ns/op")
 }

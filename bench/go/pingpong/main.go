@@ -5,7 +5,10 @@
 // ping is closed.  The metric is elapsed time over N round trips, named
 // after GOMAXPROCS (bench/run sets 1 and 2).
 //
-// Output: pingpong_p<procs>: <ns> ns/op
+// With COPPER_BLOCKPROFILERATE / COPPER_MUTEXPROFILEFRACTION set, Go's
+// block and mutex profiles are on and the metric ends in _prof.
+//
+// Output: pingpong_p<procs>[_prof]: <ns> ns/op
 package main
 
 import (
@@ -33,6 +36,7 @@ func partner() {
 
 func main() {
 	n := benchutil.Scaled(n0)
+	suffix := benchutil.ProfSuffix()
 	done.Add(1)
 	go partner()
 
@@ -47,6 +51,6 @@ func main() {
 
 	close(ping)
 	done.Wait()
-	benchutil.Report(fmt.Sprintf("pingpong_p%d", benchutil.Procs()),
+	benchutil.Report(fmt.Sprintf("pingpong_p%d%s", benchutil.Procs(), suffix),
 		float64(elapsed.Nanoseconds())/float64(n), "ns/op")
 }
