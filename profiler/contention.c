@@ -37,8 +37,8 @@
  * bucket with one CAS of its key (0 -> CONT_FILLING), fills it, then
  * publishes the hash with a release store; a prober that finds
  * CONT_FILLING waits the few nanoseconds the fill takes.  Adding to a
- * bucket is two relaxed atomic adds.  No lock and no malloc on the hook
- * path.  The writer reads published buckets only; a bucket never moves
+ * bucket is two plain stores to the calling thread's own shard of its
+ * sums (see "Shards" below).  No lock and no malloc on the hook path.  The writer reads published buckets only; a bucket never moves
  * or goes away, so it needs no lock either.  A full table (CONT_PROBES
  * probes found no room) counts the event as dropped; the proto carries a
  * comment saying how many.
@@ -79,19 +79,26 @@
 #define CONT_ONE ((uint64_t)1 << 16)  /* count's fixed point: one event */
 /* The hook's own frame and hooks_emit's, above the event site. */
 #define CONT_SKIP 2
+#define CONT_SHARDS 16                /* threads adding without a lock op */
 
 /* ------------------------------------------------------------------------
  * Types
  * ---------------------------------------------------------------------- */
 
+/* A bucket's sums, one pair per shard (see "Shards"). */
+struct cont_sums {
+	_Atomic uint64_t count;           /* events, 1/CONT_ONE units */
+	_Atomic int64_t delay;            /* ns waited (the "cycles") */
+};
+
 struct cont_bucket {
 	_Atomic uint64_t key;             /* 0 free, CONT_FILLING, or the
 					     hash (published last) */
-	_Atomic uint64_t count;           /* events, 1/CONT_ONE units */
-	_Atomic int64_t delay;            /* ns waited (the "cycles") */
 	struct labels *labels;            /* referenced; set before key */
 	int npcs;                         /* entries in pcs; before key */
 	uintptr_t pcs[PROF_MAX_FRAMES];   /* leaf first; before key */
+	struct cont_sums sum[CONT_SHARDS + 1]; /* [shard]; the last is
+					     shared, added to atomically */
 };
 
 struct cont_table {
@@ -126,6 +133,23 @@ static struct {
 static _Thread_local uint64_t cont_rng
 	__attribute__((tls_model("initial-exec")));
 static _Atomic uint64_t cont_seed;
+
+/*
+ * Shards.  Two locked adds per event on a bucket that every worker's
+ * tasks hit (a channel both sides use) cost a third of the profiler's
+ * price on a ping-pong, and bounce the line between cores.  So each
+ * thread that records takes one of CONT_SHARDS shard numbers for its
+ * life and adds to its own pair of sums in each bucket with plain
+ * (relaxed load, relaxed store) updates: it is their only writer.
+ * Threads past CONT_SHARDS share the last pair, with atomic adds.  A
+ * thread's number comes back when it exits (a key destructor), so runs
+ * that start new workers reuse them.  The writer sums every pair.
+ */
+static _Thread_local int cont_shard_tls
+	__attribute__((tls_model("initial-exec"))); /* shard + 1, 0: none */
+static _Atomic uint32_t cont_shard_used;        /* bit per shard taken */
+static pthread_key_t cont_shard_key;
+static pthread_once_t cont_shard_once = PTHREAD_ONCE_INIT;
 
 /* ------------------------------------------------------------------------
  * The table
@@ -166,10 +190,62 @@ static bool cont_match(const struct cont_bucket *e, const uintptr_t *pcs,
 	       memcmp(e->pcs, pcs, (size_t)n * sizeof(*pcs)) == 0;
 }
 
+static void cont_shard_put(void *v)
+{
+	unsigned shard = (unsigned)(uintptr_t)v - 1;
+
+	atomic_fetch_and(&cont_shard_used, ~(1u << shard));
+}
+
+static void cont_shard_key_init(void)
+{
+	if (pthread_key_create(&cont_shard_key, cont_shard_put) != 0)
+		atomic_store(&cont_shard_used, ~0u); /* all shared */
+}
+
+/* The calling thread's shard, CONT_SHARDS for the shared one. */
+static int cont_shard(void)
+{
+	int s = cont_shard_tls;
+
+	if (__builtin_expect(s > 0, 1))
+		return s - 1;
+	pthread_once(&cont_shard_once, cont_shard_key_init);
+	uint32_t used = atomic_load(&cont_shard_used);
+	for (int i = 0; i < CONT_SHARDS; i++) {
+		if (used & (1u << i))
+			continue;
+		if (!(atomic_fetch_or(&cont_shard_used, 1u << i) & (1u << i))) {
+			if (pthread_setspecific(cont_shard_key,
+						(void *)(uintptr_t)(i + 1)) != 0) {
+				atomic_fetch_and(&cont_shard_used, ~(1u << i));
+				break;
+			}
+			cont_shard_tls = i + 1;
+			return i;
+		}
+		used = atomic_load(&cont_shard_used);
+	}
+	cont_shard_tls = CONT_SHARDS + 1; /* shared for this thread's life */
+	return CONT_SHARDS;
+}
+
 static void cont_bucket_add(struct cont_bucket *e, uint64_t count, int64_t ns)
 {
-	atomic_fetch_add_explicit(&e->count, count, memory_order_relaxed);
-	atomic_fetch_add_explicit(&e->delay, ns, memory_order_relaxed);
+	int s = cont_shard();
+	struct cont_sums *p = &e->sum[s];
+
+	if (s == CONT_SHARDS) {
+		atomic_fetch_add_explicit(&p->count, count, memory_order_relaxed);
+		atomic_fetch_add_explicit(&p->delay, ns, memory_order_relaxed);
+		return;
+	}
+	atomic_store_explicit(&p->count, atomic_load_explicit(
+			&p->count, memory_order_relaxed) + count,
+			      memory_order_relaxed);
+	atomic_store_explicit(&p->delay, atomic_load_explicit(
+			&p->delay, memory_order_relaxed) + ns,
+			      memory_order_relaxed);
 }
 
 /* Adds one sampled event to t's bucket for (pcs, labels). */
@@ -465,10 +541,16 @@ static long cont_collect(struct cont_table *t, struct cont_rec **recs,
 		    CONT_FILLING)
 			continue;
 		int k = contention_pcs_trim(e->pcs, e->npcs);
-		(*recs)[n++] = (struct cont_rec){
-			e->pcs + k, e->labels, e->npcs - k,
-			atomic_load_explicit(&e->count, memory_order_relaxed),
-			atomic_load_explicit(&e->delay, memory_order_relaxed)};
+		uint64_t count = 0;
+		int64_t delay = 0;
+		for (int sh = 0; sh <= CONT_SHARDS; sh++) {
+			count += atomic_load_explicit(&e->sum[sh].count,
+						      memory_order_relaxed);
+			delay += atomic_load_explicit(&e->sum[sh].delay,
+						      memory_order_relaxed);
+		}
+		(*recs)[n++] = (struct cont_rec){e->pcs + k, e->labels,
+						 e->npcs - k, count, delay};
 	}
 	if ((ng = textfmt_records_group(*recs, n, sizeof(**recs), cmp_rec,
 					rec_stack, g)) < 0)

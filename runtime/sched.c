@@ -237,6 +237,7 @@ int64_t sched_coarse_now(void) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
 static bool block_clock_tsc;         /* the counter is in use */
 static double block_ns_per_tick;     /* its period, measured */
 static pthread_once_t block_clock_once = PTHREAD_ONCE_INIT;
+static _Atomic bool block_clock_ready; /* the two above are set */
 
 static inline uint64_t block_ticks_read(void)
 {
@@ -251,7 +252,7 @@ static inline uint64_t block_ticks_read(void)
 #endif
 }
 
-static void block_clock_init(void)
+static void block_clock_calibrate(void)
 {
 	char name[64] = "";
 	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/"
@@ -276,10 +277,18 @@ static void block_clock_init(void)
 	block_clock_tsc = true;
 }
 
+static void block_clock_init(void)
+{
+	block_clock_calibrate();
+	atomic_store_explicit(&block_clock_ready, true, memory_order_release);
+}
+
 /* A timestamp for timing a wait: counter ticks, or ns. */
 static inline uint64_t block_clock_now(void)
 {
-	pthread_once(&block_clock_once, block_clock_init);
+	if (unlikely(!atomic_load_explicit(&block_clock_ready,
+					   memory_order_acquire)))
+		pthread_once(&block_clock_once, block_clock_init);
 	return block_clock_tsc ? block_ticks_read() : (uint64_t)co_now();
 }
 
