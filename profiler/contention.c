@@ -330,7 +330,8 @@ block_hook(const struct introspect_event_info *ev, void *arg)
 		/* Go's blocksampled, then saveblockevent's de-biasing. */
 		if (cont_rand() % (uint64_t)rate > (uint64_t)d)
 			return;
-		count = (uint64_t)((double)CONT_ONE * (double)rate / (double)d);
+		double c = (double)CONT_ONE * (double)rate / (double)d;
+		count = c < 0x1p62 ? (uint64_t)c : (uint64_t)1 << 62;
 		d = rate;
 	}
 	cont_record(&C.block, count, d);

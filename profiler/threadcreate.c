@@ -170,8 +170,13 @@ static long tc_collect(struct tc_record **recs, struct textfmt_group **g,
 	if ((ng = textfmt_records_group(*recs, n, sizeof(**recs), cmp_tc,
 					tc_stack, g)) < 0)
 		return ng;
-	for (long i = 0; i < ng; i++)
-		(*g)[i].order = (*g)[i].count = (*recs)[(*g)[i].first].count;
+	for (long i = 0; i < ng; i++) {
+		/* Stacks equal once trimmed: their threads add up. */
+		int64_t sum = 0;
+		for (int64_t k = 0; k < (*g)[i].count; k++)
+			sum += (*recs)[(*g)[i].first + (size_t)k].count;
+		(*g)[i].order = (*g)[i].count = sum;
+	}
 	if (textfmt_groups_sort(*g, ng) < 0) {
 		textfmt_groups_free(*g, ng);
 		*g = NULL;

@@ -15,7 +15,8 @@
  *                        exactly and timed; sleeps left out; the waiting
  *                        task's labels on the record; debug=1 layout
  *                        ("--- contention:", cycles/second, "<cycles>
- *                        <count> @ ..."); rate 0 records nothing.
+ *                        <count> @ ..."); a rate below every wait keeps
+ *                        them all unscaled; rate 0 records nothing.
  *   2. Mutex profile     fraction 1: co_mutex and co_rwmutex unlocks
  *                        charged to the unlocker's site, with the summed
  *                        waits of the readers a writer admits; debug=1
@@ -305,6 +306,20 @@ static void test_block_chan_counted_timed_labelled(void **state)
 	assert_int_equal(sum_of("block", "sleep_here", NULL).records, 0);
 	assert_true(co_profile_count(co_profile_lookup("block")) >= 1);
 	co_set_block_profile_rate(0);
+}
+
+static void test_block_rate_below_waits_counts_all(void **state)
+{
+	(void)state;
+	const char *lab = "{\"role\":\"waiter\"}";
+	struct cont_sum s0 = sum_of("block", "wait_chan_here", lab);
+	/* Every wait lasts HOLD_NS or more: all kept, none scaled. */
+	co_set_block_profile_rate(HOLD_NS / 4);
+	tu_run(task_main_block_chan, NULL);
+	co_set_block_profile_rate(0);
+	struct cont_sum s = sum_of("block", "wait_chan_here", lab);
+	assert_int_equal(s.count - s0.count, NWAITS);
+	assert_true(s.cycles - s0.cycles >= NWAITS * HOLD_NS);
 }
 
 static void task_locker(void *arg)
@@ -718,6 +733,7 @@ int main(int argc, char **argv)
 
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_block_chan_counted_timed_labelled),
+		cmocka_unit_test(test_block_rate_below_waits_counts_all),
 		cmocka_unit_test(test_block_and_mutex_co_mutex),
 		cmocka_unit_test(test_block_and_mutex_co_rwmutex),
 		cmocka_unit_test(test_block_rate_zero_records_nothing),
