@@ -6,8 +6,8 @@
  * How it works.  The runtime emits INTROSPECT_EV_THREAD_CREATE on the
  * creating thread right after each pthread_create that succeeded (the
  * workers co_run starts, the workers the monitor adds, the monitor
- * itself); the profiler's own dump thread is noted by dump.c through
- * threadcreate_note_self.  The hook walks the creating thread's stack
+ * itself); the profiler's own service thread (dumps, watchdog, admin
+ * port) is noted by service.c through threadcreate_note_self.  The hook walks the creating thread's stack
  * (introspect_self_stack) and counts it in a small table of distinct
  * stacks under a mutex: threads are created a few times per run, so a
  * lock costs nothing that matters, and the hook is subscribed for the

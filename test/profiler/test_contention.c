@@ -31,9 +31,9 @@
  *                        COPPER_MUTEXPROFILEFRACTION: good values turn the
  *                        profiles on; bad ones (junk, negative, overflow)
  *                        stop co_run with a message naming the variable.
- *   6. threadcreate      the count grows by workers + monitor + dump
- *                        thread per run; the text total equals the count
- *                        and shows co_run as the creator.
+ *   6. threadcreate      the count grows by workers + monitor +
+ *                        service thread per run; the text total equals
+ *                        the count and shows co_run as the creator.
  */
 #include <errno.h>
 #include <limits.h>
@@ -698,7 +698,8 @@ static void test_threadcreate_counts_runtime_threads(void **state)
 	tu_setenv("COPPER_SIGDUMP", NULL);
 	int before = co_profile_count(p);
 	tu_run(task_main_nothing, NULL);
-	/* Three workers, the monitor, the dump thread. */
+	/* Three workers, the monitor, the profiler's service thread (up
+	 * for the SIGUSR1 dump). */
 	assert_int_equal(co_profile_count(p) - before, 3 + 1 + 1);
 	tu_setenv("COPPER_SIGDUMP", "0");
 	before = co_profile_count(p);
