@@ -16,7 +16,7 @@
  *      walking the frame-pointer chain from there gives its stack.  The
  *      walker must bound every read by [stack_lo, stack_hi).
  *   3. Events (spawn, exit, park, unpark, block, contention, worker
- *      start/stop) reach every subscriber (introspect_subscribe), outside
+ *      start/stop, thread creation, ...) reach every subscriber (introspect_subscribe), outside
  *      the runtime's locks; a subscriber sees tasks as handles and reads
  *      them through introspect_task_info.
  */
