@@ -16,8 +16,15 @@
  * block and mutex profiles record every wait and the metric ends in _prof
  * (the twin turns Go's on from the same variables).
  *
- * Output: pingpong_p<procs>[_prof]: <ns> ns/op
+ * With BENCH_TRACE=1 the execution trace records the round trips (into
+ * /dev/null, written after the clock stops) and the metric ends in
+ * _trace; the twin runs Go's runtime/trace the same way.
+ *
+ * Output: pingpong_p<procs>[_prof|_trace]: <ns> ns/op
  */
+#include <fcntl.h>
+#include <stdbool.h>
+
 #include "bench.h"
 
 #define N 1000000 /* round trips */
@@ -51,6 +58,14 @@ static void task_main(void *arg)
 	BENCH_CHECK(co_wg_init(&done));
 	BENCH_CHECK(co_wg_add(&done, 1));
 	BENCH_GO(task_pong, NULL);
+	const char *tr = getenv("BENCH_TRACE");
+	bool trace = tr && strcmp(tr, "1") == 0;
+	int devnull = -1;
+	if (trace) {
+		if ((devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0)
+			bench_fail("/dev/null: %s", strerror(errno));
+		BENCH_CHECK(co_trace_start(devnull));
+	}
 
 	t0 = bench_now();
 	for (int i = 0; i < n; i++) {
@@ -62,13 +77,17 @@ static void task_main(void *arg)
 			bench_fail("pong returned %d, want %d", v, i);
 	}
 	elapsed = bench_now() - t0;
+	if (trace) {
+		BENCH_CHECK(co_trace_stop());
+		close(devnull);
+	}
 
 	BENCH_CHECK(co_chan_close(ping));
 	BENCH_CHECK(co_wg_wait(&done));
 	co_chan_free(ping);
 	co_chan_free(pong);
 	snprintf(metric, sizeof(metric), "pingpong_p%d%s", bench_procs(),
-		 bench_prof_suffix());
+		 trace ? "_trace" : bench_prof_suffix());
 	bench_report(metric, (double)elapsed / n, "ns/op");
 }
 

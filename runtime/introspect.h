@@ -76,6 +76,7 @@ struct introspect_event_info {
 	const void *task;          /* handle for introspect_task_info */
 	uint64_t id;               /* its id at the event */
 	const void *other;         /* parent (spawn) or waker (unpark) */
+	uint64_t other_id;         /* ... its id at the event, 0: none */
 	int reason;                /* enum wait_reason (park, block) */
 	const void *object;        /* channel or lock (park, block, contended) */
 	int64_t ns;                /* waited (block) or delay (contended:
@@ -253,6 +254,12 @@ void introspect_thread_register(void) __attribute__((visibility("hidden")));
 int introspect_signal_route(int signo, void (*fn)(int, siginfo_t *, void *))
 	__attribute__((visibility("hidden")));
 bool introspect_signal_usable(int signo) __attribute__((visibility("hidden")));
+
+/* A cheap clock for events (the CPU's counter where the kernel keeps
+ * time with it, else co_now()'s ns), and the ns between two readings. */
+uint64_t introspect_clock_now(void) __attribute__((visibility("hidden")));
+int64_t introspect_clock_ns(uint64_t from, uint64_t to)
+	__attribute__((visibility("hidden")));
 
 /* The calling thread's worker index, -1 on any other thread. */
 int introspect_worker_self(void) __attribute__((visibility("hidden")));

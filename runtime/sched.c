@@ -300,6 +300,16 @@ static inline int64_t block_clock_ns(uint64_t from, uint64_t to)
 			       : (int64_t)(to - from);
 }
 
+uint64_t introspect_clock_now(void)
+{
+	return block_clock_now();
+}
+
+int64_t introspect_clock_ns(uint64_t from, uint64_t to)
+{
+	return block_clock_ns(from, to);
+}
+
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__)
@@ -934,9 +944,10 @@ __attribute__((cold, noinline)) static void unpark_emit(struct task *t)
 		w->unpark_defer[w->nunpark_defer++].id = t->id;
 		return;
 	}
+	struct task *waker = w && !w->in_timers ? w->current : NULL;
 	struct introspect_event_info ev = {
 		.event = INTROSPECT_EV_UNPARK, .task = t, .id = t->id,
-		.other = w && !w->in_timers ? w->current : NULL,
+		.other = waker, .other_id = waker ? waker->id : 0,
 	};
 	hooks_emit(&ev);
 }
@@ -1178,7 +1189,7 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 	if (hook_on(INTROSPECT_EV_SPAWN)) {
 		struct introspect_event_info ev = {
 			.event = INTROSPECT_EV_SPAWN, .task = t, .id = t->id,
-			.other = parent,
+			.other = parent, .other_id = parent ? parent->id : 0,
 		};
 		hooks_emit(&ev);
 	}

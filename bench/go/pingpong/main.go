@@ -8,11 +8,17 @@
 // With COPPER_BLOCKPROFILERATE / COPPER_MUTEXPROFILEFRACTION set, Go's
 // block and mutex profiles are on and the metric ends in _prof.
 //
-// Output: pingpong_p<procs>[_prof]: <ns> ns/op
+// With BENCH_TRACE=1, runtime/trace records into io.Discard and the
+// metric ends in _trace (bench/pingpong.c does the same).
+//
+// Output: pingpong_p<procs>[_prof|_trace]: <ns> ns/op
 package main
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"runtime/trace"
 	"sync"
 	"time"
 
@@ -37,6 +43,13 @@ func partner() {
 func main() {
 	n := benchutil.Scaled(n0)
 	suffix := benchutil.ProfSuffix()
+	tracing := os.Getenv("BENCH_TRACE") == "1"
+	if tracing {
+		if err := trace.Start(io.Discard); err != nil {
+			benchutil.Fail("trace: %v", err)
+		}
+		suffix = "_trace"
+	}
 	done.Add(1)
 	go partner()
 
@@ -48,6 +61,9 @@ func main() {
 		}
 	}
 	elapsed := time.Since(t0)
+	if tracing {
+		trace.Stop()
+	}
 
 	close(ping)
 	done.Wait()
