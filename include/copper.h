@@ -442,6 +442,16 @@ CO_EXTERN void co_set_block_profile_rate(int64_t ns);
 CO_EXTERN int co_set_mutex_profile_fraction(int rate);
 
 /*
+ * Heap profiling (the "heap" and "allocs" profiles): one allocation is
+ * sampled per `bytes` allocated on average (Go's MemProfileRate; default
+ * 512 KiB, COPPER_MEMPROFILERATE at start-up); 1 samples every
+ * allocation, 0 disables.  A negative value is ignored and the rate
+ * stays.  The new rate applies to the calling thread at once and to
+ * other threads from their next sample on, so set it early.
+ */
+CO_EXTERN void co_set_mem_profile_rate(long bytes);
+
+/*
  * Sets labels on the calling task: key, value pairs ended by a NULL key
  * (co_labels_set("worker", "ingest", NULL)).  They replace earlier values
  * of the same keys, and tasks the caller creates from now on inherit

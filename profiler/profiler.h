@@ -318,4 +318,35 @@ PROF_INTERNAL int threadcreate_count(void);
  * (the profiler's own threads; the runtime's come as events). */
 PROF_INTERNAL void threadcreate_note_self(void);
 
+/* ------------------------------------------------------------------------
+ * The heap sampler (memprof.c) and the heap/allocs profiles (heap.c)
+ * ---------------------------------------------------------------------- */
+
+/* One (stack, size) bucket's cumulative sampled counts, raw (unscaled). */
+struct memprof_record {
+	const uintptr_t *pcs;      /* leaf first (the allocating function);
+				      lives as long as the process */
+	int npcs;
+	size_t size;               /* allocation size of the bucket */
+	int64_t alloc_objects;     /* sampled allocations */
+	int64_t alloc_bytes;
+	int64_t free_objects;      /* frees of them */
+	int64_t free_bytes;
+};
+
+/* A copy of every bucket in *out (free() it); the count or -ENOMEM. */
+PROF_INTERNAL long memprof_records(struct memprof_record **out);
+/* Buckets now (co_profile_count). */
+PROF_INTERNAL long memprof_count(void);
+/* The sampling rate in bytes (0: off). */
+PROF_INTERNAL long memprof_rate(void);
+/* False when the allocator is not interposed (AddressSanitizer). */
+PROF_INTERNAL bool memprof_available(void);
+/* -EINVAL (after a message naming it) if COPPER_MEMPROFILERATE was
+ * invalid; co_run's start hook calls it. */
+PROF_INTERNAL int memprof_env_check(void);
+/* Writes heap (allocs false) or allocs (true) at debug 0 or 1 (2 is 1). */
+PROF_INTERNAL int heap_write(int fd, int debug, bool allocs);
+PROF_INTERNAL int heap_count(void);
+
 #endif /* COPPER_PROFILER_PROFILER_H */

@@ -39,11 +39,24 @@ static int goroutine_count(void)
 	return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
 }
 
+static int heap_profile_write(int fd, int debug)
+{
+	return heap_write(fd, debug, false);
+}
+
+static int allocs_profile_write(int fd, int debug)
+{
+	return heap_write(fd, debug, true);
+}
+
 static co_profile profiles[] = {
 	{"goroutine", 2, goroutine_profile_write, goroutine_count},
 	{"block", 1, contention_block_write, contention_block_count},
 	{"mutex", 1, contention_mutex_write, contention_mutex_count},
 	{"threadcreate", 1, threadcreate_write, threadcreate_count},
+	/* Go: debug >= 2 writes the same text as 1. */
+	{"heap", 2, heap_profile_write, heap_count},
+	{"allocs", 2, allocs_profile_write, heap_count},
 };
 
 CO_EXTERN co_profile *co_profile_lookup(const char *name)

@@ -5,6 +5,7 @@
  * (stack.c explains why).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -156,6 +157,62 @@ int introspect_walk_fp(uintptr_t fp, uintptr_t lo, uintptr_t hi,
 
 static _Thread_local uintptr_t self_lo, self_hi
 	__attribute__((tls_model("initial-exec")));
+static _Thread_local bool self_probed
+	__attribute__((tls_model("initial-exec")));
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/*
+ * The stack of a thread nobody registered (the main thread, the
+ * program's own threads, libuv's pool; the heap profiler walks them from
+ * malloc): the bounds of the mapping that holds sp, read once per thread
+ * from /proc/self/maps with plain system calls, so async-signal-safe, no
+ * malloc and no lock.  Every address from sp to the mapping's end is
+ * mapped, and the walk only reads upward from the caller's frame.  The
+ * main thread's [stack] grows down: a later walk from below the extent
+ * seen here gets the pc alone, as before.
+ */
+static bool self_probe(uintptr_t sp)
+{
+	char buf[1024];
+	uintptr_t v[2] = {0, 0};
+	int field = 0, fd;
+	ssize_t got;
+	bool found = false;
+
+	self_probed = true;
+	if ((fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	while (!found && (got = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < got && !found; i++) {
+			int d = hex_digit(buf[i]);
+			if (buf[i] == '\n') {
+				field = 0;
+				v[0] = v[1] = 0;
+			} else if (field < 2 && d >= 0) {
+				v[field] = v[field] << 4 | (uintptr_t)d;
+			} else if (field == 0 && buf[i] == '-') {
+				field = 1;
+			} else if (field == 1) {
+				field = 2; /* the rest of the line */
+				found = sp >= v[0] && sp < v[1];
+			}
+		}
+	}
+	close(fd);
+	if (found) {
+		self_lo = v[0];
+		self_hi = v[1];
+	}
+	return found;
+}
 
 void introspect_thread_register(void)
 {
@@ -198,7 +255,11 @@ int introspect_self_stack(uintptr_t *pcs, int max, const void *uc,
 		lo = (uintptr_t)w->sched_stack_lo;
 		hi = lo + w->sched_stack_size;
 	} else if (!(sp >= lo && sp < hi)) {
-		return n; /* an unknown stack: the pc alone */
+		/* Unknown: probed once if the thread never registered. */
+		if (lo || self_probed || !self_probe(sp))
+			return n; /* the pc alone */
+		lo = self_lo;
+		hi = self_hi;
 	}
 	return n + introspect_walk_fp(fp, lo, hi, pcs + n, max - n);
 }

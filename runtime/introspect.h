@@ -231,8 +231,10 @@ int introspect_walk_fp(uintptr_t fp, uintptr_t lo, uintptr_t hi,
  * pc and frame), from malloc, from the sync primitives (NULL: from the
  * caller's frame).  Bounded by the running task's stack, or the worker's
  * thread stack when it runs no task, or the bounds a thread registered
- * with introspect_thread_register; on any other thread only the
- * interrupted pc is known.  pcs[0] is the exact pc when uc is given (then
+ * with introspect_thread_register; a thread that never registered has
+ * its stack's mapping looked up once, on its first call (/proc/self/maps
+ * read with plain system calls); failing that, only the interrupted pc
+ * is known.  pcs[0] is the exact pc when uc is given (then
  * *leaf_is_pc is set), else a return address.  Returns the count.
  */
 int introspect_self_stack(uintptr_t *pcs, int max, const void *uc,
