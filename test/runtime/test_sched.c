@@ -871,7 +871,8 @@ static bool pcs_hit(uintptr_t fn)
 static void *thread_self_stack(void *arg)
 {
 	(void)arg;
-	self_n = testing_self_stack(self_pcs, 64); /* unregistered: none */
+	/* Unregistered: its stack's mapping is looked up once. */
+	self_n = testing_self_stack(self_pcs, 64);
 	int before = self_n;
 	testing_thread_register();
 	self_stack_here();
@@ -889,10 +890,11 @@ static void test_sched_self_stack_walks_own_frames(void **state)
 	assert_true(self_n >= 2);
 	assert_true(pcs_hit((uintptr_t)self_stack_here));
 	assert_true(pcs_hit((uintptr_t)task_self_stack));
-	/* A thread of the program's: nothing until it registers. */
+	/* A thread of the program's: walked before it registers (the heap
+	 * profiler walks such threads from malloc), and after. */
 	assert_int_equal(pthread_create(&th, NULL, thread_self_stack, NULL), 0);
 	assert_int_equal(pthread_join(th, &before), 0);
-	assert_int_equal((int)(intptr_t)before, 0);
+	assert_true((int)(intptr_t)before >= 1);
 	assert_true(pcs_hit((uintptr_t)self_stack_here));
 }
 
