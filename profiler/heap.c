@@ -127,6 +127,8 @@ static long records_tidy(struct memprof_record *r, long n)
 	struct prof_maps pm;
 	long out = 0;
 
+	if (n == 0)
+		return 0;
 	prof_maps_get(&pm);
 	for (long i = 0; i < n; i++)
 		for (int k = 0; k < r[i].npcs; k++)

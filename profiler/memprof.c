@@ -184,9 +184,6 @@ static struct {
 	.rate = MP_RATE_DEFAULT,
 };
 
-/* How many listed blocks hash to each cell; read on every free. */
-static _Atomic unsigned char mp_filter[1u << MP_FILTER_BITS];
-
 static _Thread_local int64_t mp_countdown
 	__attribute__((tls_model("initial-exec")));
 static _Thread_local bool mp_busy __attribute__((tls_model("initial-exec")));
@@ -260,6 +257,12 @@ static int64_t mp_next_sample(long rate)
 	double d = -mp_log(u) * (double)rate;
 	return d >= 9.0e18 ? INT64_MAX : (int64_t)d;
 }
+
+/* Everything from here to the entry points exists only when they do. */
+#if MEMPROF_INTERPOSE
+
+/* How many listed blocks hash to each cell; read on every free. */
+static _Atomic unsigned char mp_filter[1u << MP_FILTER_BITS];
 
 /* ------------------------------------------------------------------------
  * Tables (mp.lock held)
@@ -493,7 +496,6 @@ static inline void *mp_after_alloc(void *p, size_t n, uintptr_t ret)
 /* ------------------------------------------------------------------------
  * The allocator entry points
  * ---------------------------------------------------------------------- */
-#if MEMPROF_INTERPOSE
 
 #define MP_RET ((uintptr_t)__builtin_return_address(0))
 

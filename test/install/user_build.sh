@@ -19,6 +19,11 @@
 #      names the task's entry function, and no frame is junk.
 #   6. the installed libcopper.so exports no testing_* symbol and holds no
 #      COPPER_TEST_GUARD_MODE string.
+#   7. user_heap.c, shared and static, -O2: the heap profile (default rate)
+#      shows the retained site keep_buffers with about its 24 MiB in use
+#      (pprof's scaling of the debug=1 counts, within the sampling error)
+#      and nothing in use at drop_buffers; go tool pprof reads the debug=0
+#      form (when go is installed).
 #
 # Prints one "ok"/"not ok" line per step; exits non-zero on the first
 # failure.  meson registers it only in builds without sanitizers (an ASan
@@ -149,3 +154,64 @@ for std in c++11 c++17 c++20; do
 		fail "C++ ($std): unexpected output: $out"
 	echo "ok - C++ ($std)"
 done
+
+# 7. heap profile of a user's program, shared and static
+# check_heap NAME TEXT: keep_buffers holds about its 24 MiB once pprof's
+# scaling is applied (the estimate's standard deviation at 512 KiB is
+# sqrt(512 KiB / 24 MiB) = 14%: the bound, 50%, is 3.5 of them), and
+# drop_buffers holds nothing.
+check_heap() {
+	local name=$1
+	printf '%s\n' "$2" >"$tmp/heap.txt"
+	python3 - "$name" "$tmp/heap.txt" <<'PY' || fail "$name: heap profile:
+$2"
+import math, re, sys
+text = open(sys.argv[2]).read()
+lines = text.split("\n")
+m = re.match(r"heap profile: \d+: \d+ \[\d+: \d+\] @ heap/(\d+)$", lines[0])
+assert m, "bad header " + lines[0]
+rate = int(m.group(1)) // 2
+assert rate == 524288, rate
+keep = drop_inuse = 0.0
+for i, l in enumerate(lines):
+    r = re.match(r"(\d+): (\d+) \[(\d+): (\d+)\] @", l)
+    if not r or i + 1 >= len(lines):
+        continue
+    n, b = int(r.group(1)), int(r.group(2))
+    leaf = lines[i + 1]
+    est = b / (1 - math.exp(-(b / n) / rate)) if n else 0
+    if re.search(r"\tkeep_buffers\+0x", leaf):
+        keep += est
+    if re.search(r"\tdrop_buffers\+0x", leaf):
+        drop_inuse += b
+truth = 1536 * 16384
+err = (keep - truth) / truth
+print("# %s: keep_buffers in use %.0f (truth %d, %+.0f%%)" % (sys.argv[1], keep, truth, 100 * err))
+assert abs(err) < 0.5, err
+assert drop_inuse == 0, drop_inuse
+assert "# runtime.MemStats" in text
+PY
+	echo "ok - $name"
+}
+
+# shellcheck disable=SC2086
+"$CC" -O2 -g -o "$tmp/heap" "$src/user_heap.c" $cflags \
+	$(pkg-config --libs copper) -Wl,-rpath,"$libdir" ||
+	fail "heap program, shared: compile"
+check_heap "heap profile, shared library" "$("$tmp/heap" "$tmp/heap.pb.gz")"
+# shellcheck disable=SC2086
+"$CC" -O2 -g -o "$tmp/heap_static" "$src/user_heap.c" $cflags \
+	$(pkg-config --libs-only-L copper) -Wl,-Bstatic -lcopper -Wl,-Bdynamic \
+	$(pkg-config --static --libs copper) ||
+	fail "heap program, static: link"
+check_heap "heap profile, static library" "$("$tmp/heap_static")"
+if command -v go >/dev/null 2>&1; then
+	top=$(HOME=$tmp GOFLAGS=-mod=mod go tool pprof -sample_index=inuse_space \
+		-top "$tmp/heap.pb.gz" 2>&1) || fail "go tool pprof -top: $top"
+	grep -qE "[[:space:]]keep_buffers$" <<<"$top" ||
+		fail "go tool pprof -top lacks keep_buffers:
+$top"
+	echo "ok - go tool pprof -top reads the heap profile"
+else
+	echo "ok - go tool pprof -top (heap) # SKIP: go not installed"
+fi
