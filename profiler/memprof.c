@@ -191,13 +191,16 @@ static _Thread_local bool mp_armed __attribute__((tls_model("initial-exec")));
 static _Thread_local uint64_t mp_rng __attribute__((tls_model("initial-exec")));
 
 #if MEMPROF_INTERPOSE
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void *__libc_memalign(size_t align, size_t n);
-extern void *__libc_valloc(size_t n);
-extern void *__libc_pvalloc(size_t n);
-extern void __libc_free(void *p);
+/* noplt: called through the GOT, one indirect call instead of a call to
+ * a PLT stub that jumps. */
+#define MP_GLIBC __attribute__((noplt))
+extern void *__libc_malloc(size_t n) MP_GLIBC;
+extern void *__libc_calloc(size_t n, size_t size) MP_GLIBC;
+extern void *__libc_realloc(void *p, size_t n) MP_GLIBC;
+extern void *__libc_memalign(size_t align, size_t n) MP_GLIBC;
+extern void *__libc_valloc(size_t n) MP_GLIBC;
+extern void *__libc_pvalloc(size_t n) MP_GLIBC;
+extern void __libc_free(void *p) MP_GLIBC;
 #endif
 
 /* ------------------------------------------------------------------------
@@ -486,11 +489,25 @@ static void mp_relist(void *p, struct mp_bucket *b)
 	pthread_mutex_unlock(&mp.lock);
 }
 
-static inline void *mp_after_alloc(void *p, size_t n, uintptr_t ret)
+/* After an allocation of n bytes at p: the countdown, and the sample when
+ * it runs out.  A macro, so that the return address is read in the
+ * allocator's own frame, and only on the slow path. */
+#define MP_AFTER_ALLOC(p, n)                                               \
+	do {                                                               \
+		if (__builtin_expect((mp_countdown -= (int64_t)(n)) < 0, 0)) \
+			return mp_alloc_slow((p), (n), MP_RET);            \
+		return (p);                                                \
+	} while (0)
+
+/* free's slow path: p may be sampled.  Ends with glibc's free, so that
+ * free's fast path is a tail call. */
+__attribute__((noinline, cold)) static void mp_free_slow(void *p)
 {
-	if (__builtin_expect((mp_countdown -= (int64_t)n) < 0, 0))
-		return mp_alloc_slow(p, n, ret);
-	return p;
+	struct mp_bucket *b = mp_untrack(p);
+
+	if (b)
+		mp_count_free(b);
+	__libc_free(p);
 }
 
 /* ------------------------------------------------------------------------
@@ -501,34 +518,41 @@ static inline void *mp_after_alloc(void *p, size_t n, uintptr_t ret)
 
 MEMPROF_EXPORT void *malloc(size_t n)
 {
-	return mp_after_alloc(__libc_malloc(n), n, MP_RET);
+	void *p = __libc_malloc(n);
+
+	MP_AFTER_ALLOC(p, n);
 }
 
-MEMPROF_EXPORT void free(void *p)
+/* Sibling calls allowed here (the build turns them off for the stacks'
+ * sake): free's frame is never in a recorded stack, and the tail call
+ * spares the fast path a frame. */
+MEMPROF_EXPORT __attribute__((optimize("optimize-sibling-calls"))) void
+free(void *p)
 {
-	if (__builtin_expect(mp_maybe_sampled(p), 0)) {
-		struct mp_bucket *b = mp_untrack(p);
-		if (b)
-			mp_count_free(b);
-	}
-	__libc_free(p);
+	if (__builtin_expect(mp_maybe_sampled(p), 0))
+		mp_free_slow(p);
+	else
+		__libc_free(p);
 }
 
 MEMPROF_EXPORT void *calloc(size_t n, size_t size)
 {
 	size_t total;
+	void *p = __libc_calloc(n, size);
 
 	if (__builtin_mul_overflow(n, size, &total))
-		total = 0; /* glibc fails it with ENOMEM */
-	return mp_after_alloc(__libc_calloc(n, size), total, MP_RET);
+		total = 0; /* glibc failed it with ENOMEM */
+	MP_AFTER_ALLOC(p, total);
 }
 
-static void *mp_realloc(void *p, size_t n, uintptr_t ret)
+/* glibc's realloc of p to n, with p unlisted first if it was sampled
+ * (and listed again if the realloc fails). */
+static inline void *mp_realloc(void *p, size_t n)
 {
 	struct mp_bucket *b = NULL;
 	void *q;
 
-	if (p && mp_maybe_sampled(p))
+	if (__builtin_expect(mp_maybe_sampled(p), 0))
 		b = mp_untrack(p);
 	q = __libc_realloc(p, n);
 	if (b) {
@@ -537,36 +561,45 @@ static void *mp_realloc(void *p, size_t n, uintptr_t ret)
 		else
 			mp_count_free(b);
 	}
-	if (!q)
-		return NULL;
-	return mp_after_alloc(q, n, ret);
+	return q;
 }
 
 MEMPROF_EXPORT void *realloc(void *p, size_t n)
 {
-	return mp_realloc(p, n, MP_RET);
+	void *q = mp_realloc(p, n);
+
+	if (!q)
+		return NULL;
+	MP_AFTER_ALLOC(q, n);
 }
 
 MEMPROF_EXPORT void *reallocarray(void *p, size_t n, size_t size)
 {
 	size_t total;
+	void *q;
 
 	if (__builtin_mul_overflow(n, size, &total)) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	return mp_realloc(p, total, MP_RET);
+	if (!(q = mp_realloc(p, total)))
+		return NULL;
+	MP_AFTER_ALLOC(q, total);
 }
 
 MEMPROF_EXPORT void *memalign(size_t align, size_t n)
 {
-	return mp_after_alloc(__libc_memalign(align, n), n, MP_RET);
+	void *p = __libc_memalign(align, n);
+
+	MP_AFTER_ALLOC(p, n);
 }
 
 /* glibc 2.36's aligned_alloc is memalign under another name. */
 MEMPROF_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
-	return mp_after_alloc(__libc_memalign(align, n), n, MP_RET);
+	void *p = __libc_memalign(align, n);
+
+	MP_AFTER_ALLOC(p, n);
 }
 
 MEMPROF_EXPORT int posix_memalign(void **out, size_t align, size_t n)
@@ -578,18 +611,24 @@ MEMPROF_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 		return EINVAL;
 	if (!(p = __libc_memalign(align, n)))
 		return ENOMEM;
-	*out = mp_after_alloc(p, n, MP_RET);
+	if (__builtin_expect((mp_countdown -= (int64_t)n) < 0, 0))
+		p = mp_alloc_slow(p, n, MP_RET);
+	*out = p;
 	return 0;
 }
 
 MEMPROF_EXPORT void *valloc(size_t n)
 {
-	return mp_after_alloc(__libc_valloc(n), n, MP_RET);
+	void *p = __libc_valloc(n);
+
+	MP_AFTER_ALLOC(p, n);
 }
 
 MEMPROF_EXPORT void *pvalloc(size_t n)
 {
-	return mp_after_alloc(__libc_pvalloc(n), n, MP_RET);
+	void *p = __libc_pvalloc(n);
+
+	MP_AFTER_ALLOC(p, n);
 }
 
 #endif /* MEMPROF_INTERPOSE */
