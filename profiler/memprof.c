@@ -176,7 +176,7 @@ static struct {
 	long nbuckets;               /* buckets created */
 	char *arena;                 /* current arena chunk ... */
 	size_t arena_left;           /* ... and what is left of it */
-	const char *env_bad;         /* COPPER_MEMPROFILERATE's value if it
+	char env_bad[64];            /* COPPER_MEMPROFILERATE's value if it
 					was rejected (reported at co_run) */
 	bool tables_failed;          /* mmap failed: sampling stopped */
 } mp = {
@@ -696,10 +696,10 @@ static bool mp_parse_rate(const char *s, long *out)
 
 int memprof_env_check(void)
 {
-	if (!mp.env_bad)
+	if (!mp.env_bad[0])
 		return 0;
 	fprintf(stderr, "copper: invalid COPPER_MEMPROFILERATE=\"%s\": want "
-			"bytes between samples, 0 (off) to 1t (suffix k, m "
+			"bytes between samples, 0 (off) to 1024g (suffix k, m "
 			"or g allowed)\n", mp.env_bad);
 	return CO_EINVAL;
 }
@@ -719,8 +719,8 @@ __attribute__((constructor)) static void mp_init(void)
 	mp_busy = true;
 	if (s && mp_parse_rate(s, &v))
 		atomic_store(&mp.rate, v);
-	else if (s)
-		mp.env_bad = s;
+	else if (s) /* copied: the program may change its environment */
+		snprintf(mp.env_bad, sizeof(mp.env_bad), "%s", s);
 	pthread_atfork(mp_fork_prepare, mp_fork_parent, mp_fork_child);
 	mp_armed = true;
 	mp_countdown = mp_next_sample(atomic_load(&mp.rate));
