@@ -56,7 +56,8 @@
  * so that the profile's leaf is the allocating function.  One mutex
  * (mp.lock) guards the tables; it is taken once per sample and per free
  * of a sampled block, and pthread_atfork takes it around fork() so that a
- * child never inherits it held.
+ * child never inherits it held (the forking thread, which then owns the
+ * tables, allocates and frees without taking it again: mp_forking).
  *
  * Tables, all under mp.lock:
  *   - buckets: one per (stack, size), as Go's mprof buckets, with
@@ -189,6 +190,23 @@ static _Thread_local int64_t mp_countdown
 static _Thread_local bool mp_busy __attribute__((tls_model("initial-exec")));
 static _Thread_local bool mp_armed __attribute__((tls_model("initial-exec")));
 static _Thread_local uint64_t mp_rng __attribute__((tls_model("initial-exec")));
+/* Set on the thread that forks, from the prepare handler (which takes
+ * mp.lock) to the parent's or child's: that thread owns the tables then,
+ * and an allocation or free it makes meanwhile (another prepare handler,
+ * glibc's fork itself) must not take the lock again. */
+static _Thread_local bool mp_forking __attribute__((tls_model("initial-exec")));
+
+static void mp_lock(void)
+{
+	if (!mp_forking)
+		pthread_mutex_lock(&mp.lock);
+}
+
+static void mp_unlock(void)
+{
+	if (!mp_forking)
+		pthread_mutex_unlock(&mp.lock);
+}
 
 #if MEMPROF_INTERPOSE
 /* noplt: called through the GOT, one indirect call instead of a call to
@@ -415,7 +433,7 @@ static void mp_record(void *p, size_t n, uintptr_t ret)
 		i = 0; /* chain broken above the caller: keep what we have */
 	if (np - i > PROF_MAX_FRAMES)
 		np = i + PROF_MAX_FRAMES;
-	pthread_mutex_lock(&mp.lock);
+	mp_lock();
 	if (mp_tables_init_locked()) {
 		struct mp_bucket *b = mp_bucket_get_locked(pcs + i, np - i, n);
 		if (b) {
@@ -424,7 +442,7 @@ static void mp_record(void *p, size_t n, uintptr_t ret)
 			mp_block_add_locked((uintptr_t)p, b);
 		}
 	}
-	pthread_mutex_unlock(&mp.lock);
+	mp_unlock();
 }
 
 /* The allocation of n bytes at p took the countdown below zero. */
@@ -459,9 +477,9 @@ mp_untrack(void *p)
 {
 	struct mp_bucket *b;
 
-	pthread_mutex_lock(&mp.lock);
+	mp_lock();
 	b = mp_block_remove_locked((uintptr_t)p);
-	pthread_mutex_unlock(&mp.lock);
+	mp_unlock();
 	return b;
 }
 
@@ -474,19 +492,19 @@ static inline bool mp_maybe_sampled(const void *p)
 
 static void mp_count_free(struct mp_bucket *b)
 {
-	pthread_mutex_lock(&mp.lock);
+	mp_lock();
 	b->free_objects++;
 	b->free_bytes += (int64_t)b->size;
-	pthread_mutex_unlock(&mp.lock);
+	mp_unlock();
 }
 
 /* Puts back a block unlisted for a realloc that failed (the block is
  * still the caller's, so nobody else can have its address). */
 static void mp_relist(void *p, struct mp_bucket *b)
 {
-	pthread_mutex_lock(&mp.lock);
+	mp_lock();
 	mp_block_add_locked((uintptr_t)p, b);
-	pthread_mutex_unlock(&mp.lock);
+	mp_unlock();
 }
 
 /* After an allocation of n bytes at p: the countdown, and the sample when
@@ -658,9 +676,9 @@ long memprof_rate(void)
 
 long memprof_count(void)
 {
-	pthread_mutex_lock(&mp.lock);
+	mp_lock();
 	long n = mp.nbuckets;
-	pthread_mutex_unlock(&mp.lock);
+	mp_unlock();
 	return n;
 }
 
@@ -704,9 +722,24 @@ int memprof_env_check(void)
 	return CO_EINVAL;
 }
 
-static void mp_fork_prepare(void) { pthread_mutex_lock(&mp.lock); }
-static void mp_fork_parent(void) { pthread_mutex_unlock(&mp.lock); }
-static void mp_fork_child(void) { pthread_mutex_unlock(&mp.lock); }
+static void mp_fork_prepare(void)
+{
+	pthread_mutex_lock(&mp.lock);
+	mp_forking = true;
+}
+
+static void mp_fork_parent(void)
+{
+	mp_forking = false;
+	pthread_mutex_unlock(&mp.lock);
+}
+
+/* The child's only thread is the one that forked: it held the lock. */
+static void mp_fork_child(void)
+{
+	mp_forking = false;
+	pthread_mutex_unlock(&mp.lock);
+}
 
 /* Runs before main (and before co_run), so the environment's rate
  * applies to the program's first allocations; an invalid value keeps the
@@ -741,7 +774,7 @@ long memprof_records(struct memprof_record **out)
 	 * it again), nor count toward this thread's next sample. */
 	int64_t countdown = mp_countdown;
 	mp_busy = true;
-	pthread_mutex_lock(&mp.lock);
+	mp_lock();
 	if (mp.buckets && mp.nbuckets > 0) {
 		r = malloc((size_t)mp.nbuckets * sizeof(*r));
 		for (size_t h = 0; r && h < (1u << MP_BUCKET_BITS); h++)
@@ -752,7 +785,7 @@ long memprof_records(struct memprof_record **out)
 					b->free_objects, b->free_bytes};
 	}
 	bool oom = mp.nbuckets > 0 && !r;
-	pthread_mutex_unlock(&mp.lock);
+	mp_unlock();
 	mp_countdown = countdown;
 	mp_busy = false;
 	if (oom)

@@ -23,7 +23,9 @@
  *                       what was allocated, for malloc, calloc, realloc,
  *                       reallocarray, posix_memalign, aligned_alloc,
  *                       memalign, valloc, pvalloc and strdup; frees,
- *                       realloc(NULL, n), realloc(p, 0), free(NULL).
+ *                       realloc(NULL, n), realloc(p, 0), free(NULL);
+ *                       a realloc that moves; libuv's pool thread
+ *                       (co_blocking), walked past the site.
  *   3. Rate 0           records nothing; a negative rate is ignored.
  *   4. Formats          debug=1 header, records sorted by in-use bytes,
  *                       TAB-only frame lines, the trailer; debug=2 is
@@ -735,6 +737,51 @@ static void test_heap_realloc_moves(void **state)
 	heap_text_free(&h);
 }
 
+/* On libuv's pool (co_blocking): a thread neither the program nor the
+ * runtime registered. */
+MALLOC_SITE(site_pool, 41)
+
+struct pool_run {
+	void *p[10];
+};
+
+__attribute__((noinline)) static void blocking_alloc(void *arg)
+{
+	struct pool_run *r = arg;
+
+	co_set_mem_profile_rate(1); /* this pool thread */
+	for (int i = 0; i < 10; i++)
+		r->p[i] = site_pool(777);
+	co_set_mem_profile_rate(RATE_DEFAULT);
+}
+
+static void task_pool(void *arg)
+{
+	CHECK_EQ(co_blocking(blocking_alloc, arg), 0);
+}
+
+static void test_heap_pool_thread_exact(void **state)
+{
+	struct pool_run r;
+	struct heap_text h;
+
+	(void)state;
+	SKIP_UNDER_ASAN();
+	tu_reset();
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(co_run(task_pool, &r), 0);
+	tu_assert_no_failures();
+	heap_read(&h);
+	struct site_sum s = site_sum(&h, "site_pool", true);
+	assert_int_equal(s.inuse_n, 10);
+	assert_int_equal(s.inuse_b, 7770);
+	/* The pool thread's stack was walked past the site. */
+	assert_int_equal(site_sum(&h, "blocking_alloc", false).inuse_n, 10);
+	heap_text_free(&h);
+	for (int i = 0; i < 10; i++)
+		free(r.p[i]);
+}
+
 /* ------------------------------------------------------------------------
  * 3. Rate 0, negative rates
  * ---------------------------------------------------------------------- */
@@ -1098,6 +1145,7 @@ int main(int argc, char **argv)
 		T(test_heap_truth_fine_rate_before_run),
 		T(test_heap_rate1_exact_pthread),
 		T(test_heap_realloc_moves),
+		T(test_heap_pool_thread_exact),
 		T(test_heap_rate0_records_nothing),
 		T(test_heap_debug1_format),
 		T(test_heap_debug0_format),
