@@ -130,8 +130,11 @@
 #define MEMPROF_INTERPOSE 1
 #endif
 
-/* The allocator functions themselves are exported: they replace glibc's. */
-#define MEMPROF_EXPORT __attribute__((visibility("default")))
+/* The allocator functions themselves are exported: they replace glibc's.
+ * Weak, so that a program linked with the static library that defines
+ * its own allocator (or links jemalloc statically) keeps it rather than
+ * failing to link; the profile is then empty. */
+#define MEMPROF_EXPORT __attribute__((visibility("default"), weak))
 
 #define MP_RATE_DEFAULT (512 * 1024)
 #define MP_RATE_MAX (1L << 40)
