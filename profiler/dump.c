@@ -466,8 +466,6 @@ static int lifecycle_start(void)
 	bool sigdump = !v || strcmp(v, "0") != 0;
 	int signo;
 
-	if ((err = memprof_env_check()) < 0)
-		return err;
 	if (v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
 		fprintf(stderr, "copper: invalid COPPER_SIGDUMP=\"%s\": want 0 "
 				"or 1\n", v);

@@ -758,6 +758,8 @@ __attribute__((constructor)) static void mp_init(void)
 	else if (s) /* copied: the program may change its environment */
 		snprintf(mp.env_bad, sizeof(mp.env_bad), "%s", s);
 	pthread_atfork(mp_fork_prepare, mp_fork_parent, mp_fork_child);
+	/* co_run reports a bad value, before task 1 runs. */
+	introspect_add_lifecycle(memprof_env_check, NULL);
 	mp_armed = true;
 	mp_countdown = mp_next_sample(atomic_load(&mp.rate));
 	mp_busy = false;

@@ -343,7 +343,7 @@ PROF_INTERNAL long memprof_rate(void);
 /* False when the allocator is not interposed (AddressSanitizer). */
 PROF_INTERNAL bool memprof_available(void);
 /* -EINVAL (after a message naming it) if COPPER_MEMPROFILERATE was
- * invalid; co_run's start hook calls it. */
+ * invalid; a life-cycle part: co_run calls it before task 1 runs. */
 PROF_INTERNAL int memprof_env_check(void);
 /* Writes heap (allocs false) or allocs (true) at debug 0 or 1 (2 is 1). */
 PROF_INTERNAL int heap_write(int fd, int debug, bool allocs);
