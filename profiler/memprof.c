@@ -716,8 +716,8 @@ static bool mp_parse_rate(const char *s, long *out)
 	case 'g': case 'G': shift = 30; s++; break;
 	default: break;
 	}
-	if (*s || (v << shift) > (unsigned long long)MP_RATE_MAX)
-		return false;
+	if (*s || v > ((unsigned long long)MP_RATE_MAX >> shift))
+		return false; /* checked before the shift can wrap */
 	*out = (long)(v << shift);
 	return true;
 }

@@ -1047,6 +1047,10 @@ static void test_heap_env_rate(void **state)
 	run_child("COPPER_MEMPROFILERATE=-1", "run", &out);
 	assert_non_null(strstr(out.data, "co_run=-22"));
 	pt_buf_free(&out);
+	/* 2^34 GiB: too big, not wrapped around to 0. */
+	run_child("COPPER_MEMPROFILERATE=17179869184g", "run", &out);
+	assert_non_null(strstr(out.data, "co_run=-22"));
+	pt_buf_free(&out);
 	run_child("COPPER_MEMPROFILERATE=64k", "run", &out);
 	assert_non_null(strstr(out.data, "co_run=0"));
 	assert_non_null(strstr(out.data, "heap profile: "));
