@@ -27,6 +27,20 @@
  * heap profiling is unavailable: the text in a "#" line after an empty
  * header, the protobuf in a comment on an empty profile.
  *
+ * Stacks are cut at their first address outside every executable mapping
+ * (a frame chain that ran through code without frame pointers), and
+ * buckets that become equal are merged, before either form is written.
+ *
+ * Rejected: one record per stack (Go keys its buckets by stack and size,
+ * and the scaling is only right for the size the blocks had); scaling the
+ * text's numbers (Go prints them raw and pprof scales them, with the rate
+ * from the header); libm for exp (static users would need -lm in
+ * copper.pc for one function; a 16-term series is exact to 1e-12 here).
+ *
+ * Invariants: the header's totals are the sums of the records printed;
+ * every record has in-use <= allocated; the proto's values are the text's
+ * numbers scaled by one factor per record.
+ *
  * Keep in sync with ../shared/reference/pprof-formats.md 1.3, 1.4, 2.4
  * and docs/profiles.md ("Heap and allocs").
  */
