@@ -186,10 +186,13 @@ static bool self_probe(uintptr_t sp)
 	int field = 0, fd;
 	ssize_t got;
 	bool found = false;
+	int saved_errno = errno; /* callers are malloc and signal handlers */
 
 	self_probed = true;
-	if ((fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)) < 0)
+	if ((fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)) < 0) {
+		errno = saved_errno;
 		return false;
+	}
 	while (!found && (got = read(fd, buf, sizeof(buf))) > 0) {
 		for (ssize_t i = 0; i < got && !found; i++) {
 			int d = hex_digit(buf[i]);
@@ -207,6 +210,7 @@ static bool self_probe(uintptr_t sp)
 		}
 	}
 	close(fd);
+	errno = saved_errno;
 	if (found) {
 		self_lo = v[0];
 		self_hi = v[1];
