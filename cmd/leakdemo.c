@@ -147,6 +147,10 @@ static void task_count_events(void *arg)
 
 static void start_live_part(void)
 {
+	/* Every wait and every contended unlock, from now on: the block
+	 * and mutex profiles have something to show. */
+	co_set_block_profile_rate(1);
+	co_set_mutex_profile_fraction(1);
 	replies = co_chan_new(sizeof(int), 0);
 	cancels = co_chan_new(sizeof(int), 0);
 	co_wg_init(&batch);
