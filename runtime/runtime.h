@@ -367,6 +367,10 @@ struct worker {
 	bool has_thread;                          /* a thread was started */
 	uint64_t mon_sw;                          /* the monitor's last look: */
 	int64_t mon_since;                        /* nswitch, and since when */
+	int64_t mon_cpu;                          /* ... and its CPU time then */
+	clockid_t cpu_clock;                      /* its thread's CPU clock */
+	int tid;                                  /* its thread's id */
+	_Atomic bool has_cpu_clock;               /* the two above are set */
 	bool stall_reported;                      /* COPPER_STALL_MS said so */
 	struct stall_capture stall;               /* ... about this task */
 	bool finished;                            /* its thread left the

@@ -87,6 +87,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1895,6 +1896,9 @@ static void worker_bind_thread(struct worker *w)
 
 	tls_worker = w;
 	w->thread = pthread_self();
+	w->tid = (int)gettid();
+	atomic_store(&w->has_cpu_clock,
+		     pthread_getcpuclockid(pthread_self(), &w->cpu_clock) == 0);
 	atomic_store(&w->thread_live, true);
 	w->sched_stack_lo = NULL;
 	w->sched_stack_size = 0;
@@ -2124,9 +2128,20 @@ static struct timespec run_deadline(int64_t ns)
  * (netpoll.c) are polled by that loop only, so a task in IO wait on one
  * waits until that worker comes back.
  *
+ * A worker that has not switched for MONITOR_STUCK_NS is stuck only if
+ * its thread ran for at least a quarter of that time (a task that burns
+ * CPU) or sleeps in the kernel (a task blocked in a system call).  A
+ * thread that was ready to run but waited for a CPU is not: the machine
+ * is busy, and another thread would wait the same way.  Without that
+ * rule a loaded machine looked, to the monitor, like stuck tasks
+ * everywhere, and it added workers up to its bound (an ASan suite on a
+ * 2-core machine at load 300 grew to 267 threads, making the load it
+ * reacted to).
+ *
  * Cost with nothing stuck: a look every 10 ms while any worker is busy
- * (a few loads per worker), and none at all once every worker has idled
- * for MONITOR_IDLE_LOOKS looks: then it sleeps until a worker wakes.
+ * (a few loads and a thread CPU clock read per worker), and none at all
+ * once every worker has idled for MONITOR_IDLE_LOOKS looks: then it
+ * sleeps until a worker wakes.
  *
  * Rejected: handing the stuck worker's queues to a new thread (Go's
  * handoffp) — the stuck task's own calls into the runtime would then
@@ -2276,6 +2291,50 @@ static void stall_end(struct worker *w, int64_t now)
 }
 
 /* One look at every worker; returns whether all were idle. */
+/* A worker's thread CPU time in ns, or -1 if unknown. */
+static int64_t worker_cpu_ns(struct worker *w)
+{
+	struct timespec ts;
+
+	if (!atomic_load(&w->has_cpu_clock) ||
+	    clock_gettime(w->cpu_clock, &ts) != 0)
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* True if the worker's thread sleeps in the kernel ('S' or 'D' in
+ * /proc/self/task/<tid>/stat): a task blocked in a system call. */
+static bool worker_in_kernel(struct worker *w)
+{
+	char path[64], buf[256];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", w->tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return true; /* unknown: as before the rule */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+	return !p || p[1] != ' ' || p[2] == 'S' || p[2] == 'D';
+}
+
+/* A worker past MONITOR_STUCK_NS without a switch: stuck in its task, or
+ * only waiting for a CPU (see the top of this part)? */
+static bool worker_really_stuck(struct worker *w, int64_t now)
+{
+	int64_t cpu = worker_cpu_ns(w);
+
+	if (cpu < 0 || w->mon_cpu < 0)
+		return true;
+	if (cpu - w->mon_cpu >= (now - w->mon_since) / 4)
+		return true;
+	return worker_in_kernel(w);
+}
+
 static bool monitor_look(int64_t now)
 {
 	int n = nworkers(), stuck = 0, idle = 0;
@@ -2296,13 +2355,15 @@ static bool monitor_look(int64_t now)
 				stall_end(w, now);
 			w->mon_sw = sw;
 			w->mon_since = now;
+			w->mon_cpu = is_idle ? -1 : worker_cpu_ns(w);
 			idle += is_idle;
 			continue;
 		}
 		if (S.cfg.stall_ns && now - w->mon_since >= S.cfg.stall_ns &&
 		    !w->stall_reported)
 			stall_begin(w, now);
-		if (now - w->mon_since >= MONITOR_STUCK_NS)
+		if (now - w->mon_since >= MONITOR_STUCK_NS &&
+		    worker_really_stuck(w, now))
 			stuck++;
 	}
 	atomic_store(&S.nstuck, stuck);
