@@ -654,6 +654,8 @@ static int lifecycle_start(void)
 	bool sigdump;
 	int err;
 
+	if ((err = cpuprof_env_check()) < 0)
+		return err; /* COPPER_CPUPROFILE_HZ, checked at start-up */
 	if (v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
 		fprintf(stderr, "copper: invalid COPPER_SIGDUMP=\"%s\": want 0 "
 				"or 1\n", v);

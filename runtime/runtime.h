@@ -730,7 +730,8 @@ CO_INTERNAL void fatal_dump_all(void);
 /* ------------------------------------------------------------------------
  * Signals (signal.c): the workers' mask and SIGQUIT.
  * ---------------------------------------------------------------------- */
-/* The signals a worker blocks: all but the synchronous ones and SIGURG. */
+/* The signals a worker blocks: all but the synchronous ones, SIGURG and
+ * SIGPROF. */
 CO_INTERNAL void signal_worker_mask(sigset_t *set);
 CO_INTERNAL int signal_init(const struct config *cfg);
 CO_INTERNAL void signal_destroy(void);
