@@ -63,6 +63,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,7 @@ struct cpuprof_thread {
 	_Atomic uint64_t gen;             /* the profile it belongs to, 0:
 					     none */
 	_Atomic uint64_t lost;            /* ticks dropped: ring full */
-	int tid;                          /* its thread; under P.lock */
+	_Atomic int tid;                  /* its thread; set under P.lock */
 	bool has_timer;                   /* timer is armed; under P.lock */
 	timer_t timer;
 	struct cpuprof_thread *next;      /* P.threads or P.free list */
@@ -185,9 +186,14 @@ static void cpuprof_tick(void *cookie, int overrun, const void *uc)
 	struct introspect_sig_self ss;
 
 	atomic_fetch_add(&P.inflight, 1);
+	/* A tick of an old profile's timer, pending when it was deleted,
+	 * may name a ring that a new profile gave to another thread: the
+	 * generation and the thread must both match (the ring has one
+	 * producer). */
 	if (!th || !atomic_load(&P.active) ||
 	    atomic_load_explicit(&th->gen, memory_order_relaxed) !=
-		    atomic_load_explicit(&P.gen, memory_order_relaxed))
+		    atomic_load_explicit(&P.gen, memory_order_relaxed) ||
+	    atomic_load_explicit(&th->tid, memory_order_relaxed) != gettid())
 		goto out;
 	uint32_t h = atomic_load_explicit(&th->head, memory_order_relaxed);
 	uint32_t t = atomic_load_explicit(&th->tail, memory_order_acquire);
@@ -687,11 +693,22 @@ CO_EXTERN int co_cpu_profile_start(int fd)
 		goto fail_handler;
 	if ((err = -pthread_create(&P.thread, NULL, cpuprof_thread, NULL)) < 0)
 		goto fail_handler;
-	P.blocking_sub = introspect_subscribe(
+	uint64_t gen = atomic_load(&P.gen);
+	pthread_mutex_unlock(&P.lock);
+	/* Outside P.lock: hooks take P.lock, and an unsubscriber holding the
+	 * hooks' lock waits for them (lock order: never P.lock, then the
+	 * hooks' lock). */
+	int sub = introspect_subscribe(
 		INTROSPECT_EV(INTROSPECT_EV_BLOCKING_BEGIN) |
 			INTROSPECT_EV(INTROSPECT_EV_BLOCKING_END),
 		blocking_hook, NULL);
+	pthread_mutex_lock(&P.lock);
+	bool keep = P.state == CPUPROF_RUNNING && atomic_load(&P.gen) == gen;
+	if (keep)
+		P.blocking_sub = sub;
 	pthread_mutex_unlock(&P.lock);
+	if (!keep && sub >= 0)
+		introspect_unsubscribe(sub); /* stopped meanwhile */
 	return 0;
 fail_handler:
 	disarm_all_locked();

@@ -139,8 +139,9 @@ static const struct urow *row_find(const struct uset *s, uintptr_t pc)
 	return m->rows[lo].cfa_reg != CFA_NONE ? &m->rows[lo] : NULL;
 }
 
-/* A word of the stack at addr, if it lies within [lo, hi). */
-static bool load(uintptr_t addr, uintptr_t lo, uintptr_t hi, uintptr_t *out)
+/* A word of the stack at addr, if it lies within [lo, hi).  The walk
+ * reads other frames' slots, which AddressSanitizer may hold poisoned. */
+__attribute__((no_sanitize_address)) static bool load(uintptr_t addr, uintptr_t lo, uintptr_t hi, uintptr_t *out)
 {
 	if (addr < lo || addr > hi - sizeof(uintptr_t) ||
 	    (addr & (sizeof(uintptr_t) - 1)))
