@@ -26,7 +26,11 @@
  *                      thread that started it is sampled; co_blocking
  *                      work on libuv's pool is sampled with its task's
  *                      labels.
- *   6. Cycles          30 start/stop cycles under load, each profile
+ *   6. Scheduler time  two tasks that only co_yield to each other: ticks
+ *                      land in switches and in the scheduler (the handler
+ *                      must cope with any half-done switch) and are
+ *                      charged to co_yield and the runtime's frames.
+ *   7. Cycles          30 start/stop cycles under load, each profile
  *                      decodes; no SIGPROF timer is left afterwards.
  *
  * COPPER_TEST_CPUPROF_KEEP=<prefix> keeps every decoded profile as
@@ -638,7 +642,62 @@ static void test_cpuprof_around_co_run(void **state)
 }
 
 /* ------------------------------------------------------------------------
- * 6. Cycles
+ * 6. Scheduler time
+ * ---------------------------------------------------------------------- */
+
+static void task_yielder(void *arg)
+{
+	int64_t end = thread_cpu_ns() + burn_ns / 4;
+	int64_t wall_end = co_now() + 30 * TU_SEC;
+	(void)arg;
+	/* The task may move between workers: its budget is approximate. */
+	while (thread_cpu_ns() < end && co_now() < wall_end)
+		for (int i = 0; i < 100; i++)
+			co_yield();
+	co_wg_done(&wg);
+}
+
+static void task_main_yield(void *arg)
+{
+	(void)arg;
+	co_wg_init(&wg);
+	CHECK_EQ(co_cpu_profile_start(prof_fd), 0);
+	co_wg_add(&wg, 2);
+	co_go(task_yielder, NULL);
+	co_go(task_yielder, NULL);
+	co_wg_wait(&wg);
+	CHECK_EQ(co_cpu_profile_stop(), 0);
+}
+
+static void test_cpuprof_scheduler_time(void **state)
+{
+	struct cpu_out o = {0};
+	int64_t ticks = 0, in_yield = 0;
+	(void)state;
+
+	assert_int_equal(co_set_cpu_profile_rate(250), 0);
+	prof_fd = pt_memfd();
+	tu_run(task_main_yield, NULL);
+	assert_int_equal(co_set_cpu_profile_rate(0), 0);
+	decode_into(&o, prof_fd);
+	close(prof_fd);
+	check_shape(o.p, 1000000000 / 250);
+	for (size_t i = 0; i < o.p->n_sample; i++) {
+		const Perftools__Profiles__Sample *s = o.p->sample[i];
+		ticks += s->value[0];
+		if (sample_has(o.p, s, "co_yield") ||
+		    sample_has(o.p, s, "task_yielder"))
+			in_yield += s->value[0];
+	}
+	print_message("# %lld ticks, %lld under co_yield or task_yielder\n",
+		      (long long)ticks, (long long)in_yield);
+	assert_true(ticks > 20);
+	assert_true(in_yield * 2 > ticks);
+	cpu_out_free(&o);
+}
+
+/* ------------------------------------------------------------------------
+ * 7. Cycles
  * ---------------------------------------------------------------------- */
 
 /* SIGPROF timers of this process in /proc/self/timers; -1 if unknown. */
@@ -708,6 +767,7 @@ int main(void)
 		cmocka_unit_test(test_cpuprof_bad_env),
 		cmocka_unit_test(test_cpuprof_libc_charged_to_caller),
 		cmocka_unit_test(test_cpuprof_around_co_run),
+		cmocka_unit_test(test_cpuprof_scheduler_time),
 		cmocka_unit_test(test_cpuprof_cycles),
 	};
 	return cmocka_run_group_tests_name("profiler.cpuprof", tests, NULL,
