@@ -27,9 +27,11 @@
  * ring per thread, single producer: the handler; single consumer: the
  * drain), takes a reference on the task's label set and copies its name.
  * No lock, no malloc.  A ring that is full counts the sample as lost.
- * The timer's cookie is the thread's ring, and the ring carries the
- * profile's generation: a tick still pending from an earlier profile's
- * timer is dropped.
+ * The timer's cookie names the thread's ring (CPUPROF_COOKIE and an index
+ * into a table of rings that only grows), and the ring carries the
+ * profile's generation and its thread: a tick still pending from an
+ * earlier profile's timer is dropped, and a SIGPROF of a timer the
+ * program made itself is handed back to signal.c, which forwards it.
  *
  * A profiler thread (started with the profile, all signals blocked)
  * drains the rings every CPUPROF_DRAIN_MS into a table of distinct
@@ -83,6 +85,8 @@
 #define CPUPROF_MAX_WORKERS 4096 /* worker indexes tracked */
 #define CPUPROF_NAME 48          /* bytes of a task name kept */
 #define CPUPROF_NAME_KEY "copper.name"
+#define CPUPROF_MAX_THREADS 4096 /* rings ever made */
+#define CPUPROF_COOKIE 0xc0ffeeu /* a timer cookie's upper half */
 
 /* ------------------------------------------------------------------------
  * Types
@@ -110,6 +114,7 @@ struct cpuprof_thread {
 	bool has_timer;                   /* timer is armed; under P.lock */
 	timer_t timer;
 	struct cpuprof_thread *next;      /* P.threads or P.free list */
+	uint32_t index;                   /* in P.rings; its cookie's low half */
 	struct cpuprof_rec recs[CPUPROF_RING];
 };
 
@@ -141,6 +146,10 @@ static struct {
 	int64_t start_wall, start_mono;   /* ns */
 	struct cpuprof_thread *threads;   /* profiled in this profile */
 	struct cpuprof_thread *free;      /* ready for another */
+	struct cpuprof_thread *_Atomic rings[CPUPROF_MAX_THREADS];
+					  /* every ring made, by index: read
+					     by handlers, never shrinks */
+	_Atomic uint32_t nrings;
 	int worker_tid[CPUPROF_MAX_WORKERS]; /* live workers' tids, 0: none */
 	int blocking_sub;                 /* subscription id, -1: none */
 	pthread_t thread;                 /* the profiler thread */
@@ -180,11 +189,24 @@ static void copy_name(char *dst, const char *src)
 	dst[i] = '\0';
 }
 
-static void cpuprof_tick(void *cookie, int overrun, const void *uc)
+/* The ring a timer cookie names, or NULL for a cookie not ours. */
+static struct cpuprof_thread *ring_of(void *cookie)
 {
-	struct cpuprof_thread *th = cookie;
+	uintptr_t v = (uintptr_t)cookie;
+
+	if (sizeof(v) < 8 || (uint32_t)((uint64_t)v >> 32) != CPUPROF_COOKIE ||
+	    (uint32_t)v >= atomic_load(&P.nrings))
+		return NULL;
+	return atomic_load(&P.rings[(uint32_t)v]);
+}
+
+static bool cpuprof_tick(void *cookie, int overrun, const void *uc)
+{
+	struct cpuprof_thread *th = ring_of(cookie);
 	struct introspect_sig_self ss;
 
+	if (!th)
+		return false; /* the program's own timer */
 	atomic_fetch_add(&P.inflight, 1);
 	/* A tick of an old profile's timer, pending when it was deleted,
 	 * may name a ring that a new profile gave to another thread: the
@@ -222,6 +244,7 @@ static void cpuprof_tick(void *cookie, int overrun, const void *uc)
 	atomic_store_explicit(&th->head, h + 1, memory_order_release);
 out:
 	atomic_fetch_sub(&P.inflight, 1);
+	return true;
 }
 
 /* ------------------------------------------------------------------------
@@ -248,10 +271,16 @@ static int thread_arm_locked(int tid)
 	if ((th = P.free)) {
 		P.free = th->next;
 	} else {
+		uint32_t n = atomic_load(&P.nrings);
+		if (n >= CPUPROF_MAX_THREADS)
+			return CO_ENOMEM;
 		th = mmap(NULL, sizeof(*th), PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (th == MAP_FAILED)
 			return CO_ENOMEM;
+		th->index = n;
+		atomic_store(&P.rings[n], th);
+		atomic_store(&P.nrings, n + 1);
 	}
 	atomic_store(&th->head, 0);
 	atomic_store(&th->tail, 0);
@@ -260,8 +289,10 @@ static int thread_arm_locked(int tid)
 	th->tid = tid;
 	th->next = P.threads;
 	P.threads = th;
-	err = introspect_prof_timer_create(tid, 1000000000 / P.hz, th,
-					   &th->timer);
+	err = introspect_prof_timer_create(
+		tid, 1000000000 / P.hz,
+		(void *)(uintptr_t)((uint64_t)CPUPROF_COOKIE << 32 | th->index),
+		&th->timer);
 	th->has_timer = err == 0;
 	return err == -EINVAL ? 0 : err;
 }

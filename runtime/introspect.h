@@ -234,7 +234,9 @@ void introspect_thread_register(void) __attribute__((visibility("hidden")));
  *   1. introspect_set_prof_handler(fn) installs the runtime's SIGPROF
  *      handler; from then on every SIGPROF a timer of (2) sends calls
  *      fn(cookie, overrun, uc) in the handler (overrun: the periods that
- *      passed since the last tick beyond one, si_overrun), on the thread the timer measures.
+ *      passed since the last tick beyond one, si_overrun; fn returns
+ *      false for a cookie it does not know, a timer of the program's own,
+ *      and the tick goes to the program's handler), on the thread the timer measures.
  *      SIGPROFs from anything else go to the handler the program had.
  *      fn must be async-signal-safe.  NULL puts the old disposition back,
  *      SIG_IGN in place of SIG_DFL: a SIGPROF still pending on some thread
@@ -253,7 +255,7 @@ void introspect_thread_register(void) __attribute__((visibility("hidden")));
  *      ran, if the signal caught task code (not the scheduler, not a
  *      half-done switch, not an exiting task).
  * ---------------------------------------------------------------------- */
-typedef void (*introspect_prof_fn)(void *cookie, int overrun,
+typedef bool (*introspect_prof_fn)(void *cookie, int overrun,
 				   const void *uc);
 
 int introspect_set_prof_handler(introspect_prof_fn fn)

@@ -124,8 +124,9 @@ static void prof_handler(int sig, siginfo_t *si, void *uc)
 	int saved = errno;
 	introspect_prof_fn fn = atomic_load(&prof_fn);
 
-	if (si && si->si_code == SI_TIMER && fn) {
-		fn(si->si_value.sival_ptr, si->si_overrun, uc);
+	if (si && si->si_code == SI_TIMER && fn &&
+	    fn(si->si_value.sival_ptr, si->si_overrun, uc)) {
+		/* One of the profile's ticks. */
 	} else if (prof_old.sa_flags & SA_SIGINFO) {
 		if (prof_old.sa_sigaction)
 			prof_old.sa_sigaction(sig, si, uc);

@@ -18,7 +18,9 @@
  *                      descriptor is -EBADF at start; a pipe whose reader
  *                      is gone gives -EPIPE at stop, /dev/full -ENOSPC,
  *                      and no SIGPIPE kills the test; a bad
- *                      COPPER_CPUPROFILE_HZ stops co_run and start.
+ *                      COPPER_CPUPROFILE_HZ stops co_run and start; the
+ *                      program's own SIGPROF timer still reaches its
+ *                      handler during and after a profile.
  *   4. Without frames  time in libc is charged to the caller: a burner in
  *                      qsort's comparator has its qsort caller on the
  *                      stack, a memcpy loop has its caller.
@@ -492,6 +494,61 @@ static void test_cpuprof_bad_env(void **state)
 	cpu_out_free(&o);
 }
 
+/* A program's own SIGPROF timer keeps working during a profile: its ticks
+ * go to its handler, not into the profile. */
+static _Atomic int own_ticks;
+
+static void own_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	if (si->si_code == SI_TIMER && si->si_value.sival_ptr == &own_ticks)
+		atomic_fetch_add(&own_ticks, 1);
+}
+
+static void test_cpuprof_program_sigprof_forwarded(void **state)
+{
+	struct sigaction sa, old;
+	struct sigevent sev;
+	struct itimerspec its = {{0, 10000000}, {0, 10000000}};
+	timer_t t;
+	(void)state;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = own_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGPROF, &sa, &old), 0);
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = SIGPROF;
+	sev.sigev_value.sival_ptr = &own_ticks;
+	sev._sigev_un._tid = gettid();
+	assert_int_equal(timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &t), 0);
+	assert_int_equal(timer_settime(t, 0, &its, NULL), 0);
+
+	prof_fd = pt_memfd();
+	assert_int_equal(co_cpu_profile_start(prof_fd), 0);
+	burn_cpu(200 * TU_MS, burn_main, NULL);
+	assert_int_equal(co_cpu_profile_stop(), 0);
+	int during = atomic_load(&own_ticks);
+	burn_cpu(100 * TU_MS, burn_main, NULL); /* its handler is back */
+	int after = atomic_load(&own_ticks) - during;
+	timer_delete(t);
+	sigaction(SIGPROF, &old, NULL);
+
+	struct cpu_out o = {0};
+	decode_into(&o, prof_fd);
+	close(prof_fd);
+	print_message("# own timer: %d ticks during the profile, %d after; "
+		      "profile burn_main %.0f ms\n", during, after,
+		      leaf_cpu(o.p, "burn_main") / 1e6);
+	assert_true(during > 5);
+	assert_true(after > 2);
+	assert_true(leaf_cpu(o.p, "burn_main") > 0);
+	cpu_out_free(&o);
+}
+
 /* ------------------------------------------------------------------------
  * 4. Time in code without frame pointers
  * ---------------------------------------------------------------------- */
@@ -765,6 +822,7 @@ int main(void)
 		cmocka_unit_test(test_cpuprof_busy_and_stop_without_start),
 		cmocka_unit_test(test_cpuprof_bad_descriptors),
 		cmocka_unit_test(test_cpuprof_bad_env),
+		cmocka_unit_test(test_cpuprof_program_sigprof_forwarded),
 		cmocka_unit_test(test_cpuprof_libc_charged_to_caller),
 		cmocka_unit_test(test_cpuprof_around_co_run),
 		cmocka_unit_test(test_cpuprof_scheduler_time),
