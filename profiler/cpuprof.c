@@ -159,7 +159,6 @@ static struct {
 	struct cpuprof_entry **tab;       /* the drain's hash table */
 	size_t tab_cap, tab_n;
 	int64_t lost;                     /* ticks lost, drained */
-	int64_t unknown;                  /* ticks with no stack at all */
 } P = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
@@ -420,8 +419,6 @@ static void table_add(struct cpuprof_rec *r)
 	uint64_t h = rec_hash(r);
 	struct cpuprof_entry *e;
 
-	if (r->npcs == 0)
-		P.unknown += r->weight;
 	if (P.tab_n >= P.tab_cap / 2 && table_grow() < 0)
 		goto lost;
 	for (e = P.tab[h & (P.tab_cap - 1)]; e; e = e->next) {
@@ -685,7 +682,7 @@ static void reset_locked(void)
 		P.free = th;
 	}
 	table_free();
-	P.lost = P.unknown = 0;
+	P.lost = 0;
 	P.state = CPUPROF_IDLE;
 }
 

@@ -232,12 +232,12 @@ void introspect_thread_register(void) __attribute__((visibility("hidden")));
  * subscribes.  The protocol:
  *
  *   1. introspect_set_prof_handler(fn) installs the runtime's SIGPROF
- *      handler; from then on every SIGPROF a timer of (2) sends calls
- *      fn(cookie, overrun, uc) in the handler (overrun: the periods that
- *      passed since the last tick beyond one, si_overrun; fn returns
- *      false for a cookie it does not know, a timer of the program's own,
- *      and the tick goes to the program's handler), on the thread the timer measures.
- *      SIGPROFs from anything else go to the handler the program had.
+ *      handler; from then on every SIGPROF a timer sends (SI_TIMER)
+ *      calls fn(cookie, overrun, uc) in the handler, on the thread the
+ *      timer measures (overrun: the periods that passed since the last
+ *      tick beyond one, si_overrun).  fn returns false for a cookie it
+ *      does not know (a timer of the program's own): that SIGPROF, like
+ *      any other, goes to the handler the program had.
  *      fn must be async-signal-safe.  NULL puts the old disposition back,
  *      SIG_IGN in place of SIG_DFL: a SIGPROF still pending on some thread
  *      must not kill the process (Go does the same, golang/go#19320).

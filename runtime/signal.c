@@ -38,8 +38,8 @@
  * handler cannot signal its condition variable).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
