@@ -452,6 +452,25 @@ CO_EXTERN int co_set_mutex_profile_fraction(int rate);
 CO_EXTERN void co_set_mem_profile_rate(long bytes);
 
 /*
+ * The CPU profile (Go's pprof.StartCPUProfile / StopCPUProfile): from
+ * start, every thread running the program's code is sampled hz times per
+ * second of its CPU time (100 by default; COPPER_CPUPROFILE_HZ or
+ * co_set_cpu_profile_rate); stop writes the gzipped pprof profile to fd.
+ * Samples carry the running task's labels and its name (label
+ * "copper.name").  Start returns 0, -EBUSY while a profile runs or is
+ * being written, -EBADF for a descriptor not open for writing, -EINVAL
+ * for a bad COPPER_CPUPROFILE_HZ.  Stop returns 0, -EINVAL when no
+ * profile runs, or the write's error (-EPIPE, -ENOSPC, ...).  Either may
+ * be called inside or outside co_run.
+ */
+CO_EXTERN int co_cpu_profile_start(int fd);
+CO_EXTERN int co_cpu_profile_stop(void);
+/* Samples per second of CPU time for the next profile (Go's
+ * runtime.SetCPUProfileRate); 0 goes back to the environment's or the
+ * default.  -EINVAL out of 0..10000, -EBUSY while a profile runs. */
+CO_EXTERN int co_set_cpu_profile_rate(int hz);
+
+/*
  * Sets labels on the calling task: key, value pairs ended by a NULL key
  * (co_labels_set("worker", "ingest", NULL)).  They replace earlier values
  * of the same keys, and tasks the caller creates from now on inherit

@@ -349,4 +349,20 @@ PROF_INTERNAL int memprof_env_check(void);
 PROF_INTERNAL int heap_write(int fd, int debug, bool allocs);
 PROF_INTERNAL int heap_count(void);
 
+/* ------------------------------------------------------------------------
+ * The CPU profile (cpuprof.c, cpuprof_unwind.c)
+ * ---------------------------------------------------------------------- */
+/* COPPER_CPUPROFILE_HZ at co_run's start: -EINVAL, with a message naming
+ * it, for a bad value. */
+PROF_INTERNAL int cpuprof_env_check(void);
+struct introspect_sig_self;
+/* In the SIGPROF handler: the interrupted stack into pcs (pcs[0] the
+ * exact pc, then return addresses); frame pointers, and the CFI of
+ * libraries built without them.  Async-signal-safe.  Returns the count. */
+PROF_INTERNAL int cpuprof_unwind(const struct introspect_sig_self *ss,
+				 uintptr_t *pcs, int max);
+/* Before a profile's first tick: the unwind tables (built on the first
+ * call, kept; rebuilt when the mappings changed). */
+PROF_INTERNAL void cpuprof_unwind_prepare(void);
+
 #endif /* COPPER_PROFILER_PROFILER_H */

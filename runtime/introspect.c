@@ -281,6 +281,49 @@ static struct task *task_interrupted(struct worker *w, uintptr_t sp)
 	return NULL;
 }
 
+/* The stack the interrupted sp lies on, as introspect_self_stack picks
+ * it; false when it is none the runtime knows. */
+static bool sig_bounds(struct worker *w, uintptr_t sp, uintptr_t *lo,
+		       uintptr_t *hi)
+{
+	struct task *t = w ? w->current : NULL;
+
+	if (t && sp >= t->stack_lo && sp < t->stack_hi) {
+		*lo = t->stack_lo;
+		*hi = t->stack_hi;
+	} else if (w && w->sched_stack_lo &&
+		   sp >= (uintptr_t)w->sched_stack_lo &&
+		   sp < (uintptr_t)w->sched_stack_lo + w->sched_stack_size) {
+		*lo = (uintptr_t)w->sched_stack_lo;
+		*hi = *lo + w->sched_stack_size;
+	} else if (sp >= self_lo && sp < self_hi) {
+		*lo = self_lo;
+		*hi = self_hi;
+	} else {
+		*lo = *hi = 0;
+		return false;
+	}
+	return true;
+}
+
+void introspect_sig_self(const void *uc, struct introspect_sig_self *out)
+{
+	struct worker *w = sched_worker();
+	struct task *t;
+
+	uc_regs(uc, &out->pc, &out->fp, &out->sp);
+#if defined(__aarch64__)
+	out->lr = (uintptr_t)((const ucontext_t *)uc)->uc_mcontext.regs[30];
+#else
+	out->lr = 0;
+#endif
+	sig_bounds(w, out->sp, &out->stack_lo, &out->stack_hi);
+	t = w ? task_interrupted(w, out->sp) : NULL;
+	out->task_id = t ? t->id : 0;
+	out->name = t ? t->name : NULL;
+	out->labels = t ? t->labels : NULL;
+}
+
 /* In the SIGURG handler of worker w, asked by the monitor (STALL_ASK):
  * the task it runs, with its stack from the interrupted registers. */
 void stall_capture_here(struct worker *w, uintptr_t pc, uintptr_t fp,

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 
 /* ------------------------------------------------------------------------
@@ -66,6 +67,9 @@ enum introspect_event {
 					after pthread_create succeeded, so a
 					hook may walk the creator's stack
 					(threadcreate profile) */
+	INTROSPECT_EV_BLOCKING_BEGIN, /* task's co_blocking call begins on
+				       libuv's pool thread tid (emitted there) */
+	INTROSPECT_EV_BLOCKING_END, /* ... and has returned (task still parked) */
 	INTROSPECT_NEVENTS
 };
 
@@ -84,7 +88,8 @@ struct introspect_event_info {
 	int worker;                /* worker start/stop, run, idle: its
 				      index; thread create: its index,
 				      -1 for the monitor */
-	int tid;                   /* ... and its thread's id, for timers */
+	int tid;                   /* ... and its thread's id, for timers
+				      (blocking begin/end: the pool thread's) */
 };
 
 typedef void (*introspect_hook)(const struct introspect_event_info *ev,
@@ -268,6 +273,62 @@ int introspect_worker_self(void) __attribute__((visibility("hidden")));
 /* Go's text for a wait reason of a park or block event ("chan
  * receive", ...); "?" out of range. */
 const char *introspect_reason_name(int reason)
+	__attribute__((visibility("hidden")));
+
+/* ------------------------------------------------------------------------
+ * CPU profiling: runtime/signal.c owns SIGPROF; the CPU profiler
+ * subscribes.  The protocol:
+ *
+ *   1. introspect_set_prof_handler(fn) installs the runtime's SIGPROF
+ *      handler; from then on every SIGPROF a timer sends (SI_TIMER)
+ *      calls fn(cookie, overrun, uc) in the handler, on the thread the
+ *      timer measures (overrun: the periods that passed since the last
+ *      tick beyond one, si_overrun).  fn returns false for a cookie it
+ *      does not know (a timer of the program's own): that SIGPROF, like
+ *      any other, goes to the handler the program had.
+ *      fn must be async-signal-safe.  NULL puts the old disposition back,
+ *      SIG_IGN in place of SIG_DFL: a SIGPROF still pending on some thread
+ *      must not kill the process (Go does the same, golang/go#19320).
+ *   2. introspect_prof_timer_create(tid, period, cookie, &t) arms a timer
+ *      on thread tid's CPU clock (CLOCK_THREAD_CPUTIME_ID of that thread,
+ *      any thread of the process) that sends it SIGPROF every period_ns of
+ *      its CPU time (first expiry random within a period, as Go does, so
+ *      that short-lived threads are not biased).  Workers leave SIGPROF
+ *      unblocked, and so do libuv's pool threads, which inherit a
+ *      worker's mask.  Delete every timer before its thread ends
+ *      (INTROSPECT_EV_WORKER_STOP runs on the thread, before it ends).
+ *   3. In the handler, introspect_sig_self(uc, &s) says what was
+ *      interrupted: the registers, the bounds of the stack they are on
+ *      (every read of the walk must stay inside them), and the task that
+ *      ran, if the signal caught task code (not the scheduler, not a
+ *      half-done switch, not an exiting task).
+ * ---------------------------------------------------------------------- */
+typedef bool (*introspect_prof_fn)(void *cookie, int overrun,
+				   const void *uc);
+
+int introspect_set_prof_handler(introspect_prof_fn fn)
+	__attribute__((visibility("hidden")));
+/* 0 or a negative errno (-EINVAL: no such thread, or a bad period). */
+int introspect_prof_timer_create(int tid, int64_t period_ns, void *cookie,
+				 timer_t *out)
+	__attribute__((visibility("hidden")));
+void introspect_prof_timer_delete(timer_t t)
+	__attribute__((visibility("hidden")));
+
+struct introspect_sig_self {
+	uintptr_t pc, sp, fp;       /* the interrupted registers */
+	uintptr_t lr;               /* aarch64's link register, else 0 */
+	uintptr_t stack_lo;         /* the stack sp lies on: the running */
+	uintptr_t stack_hi;         /* task's, the worker's own, or a
+				       registered thread's; 0, 0: unknown */
+	uint64_t task_id;           /* the task interrupted, 0: none */
+	const char *name;           /* its name or NULL, and its label set */
+	void *labels;               /* or NULL: valid until the handler
+				       returns (the task, stopped under it,
+				       holds them); reference to keep */
+};
+/* Async-signal-safe; call only in a signal handler, with its uc. */
+void introspect_sig_self(const void *uc, struct introspect_sig_self *out)
 	__attribute__((visibility("hidden")));
 
 /* Current task id and whether the runtime is running. */

@@ -739,7 +739,8 @@ CO_INTERNAL void fatal_dump_all(void);
 /* ------------------------------------------------------------------------
  * Signals (signal.c): the workers' mask and SIGQUIT.
  * ---------------------------------------------------------------------- */
-/* The signals a worker blocks: all but the synchronous ones and SIGURG. */
+/* The signals a worker blocks: all but the synchronous ones, SIGURG and
+ * SIGPROF. */
 CO_INTERNAL void signal_worker_mask(sigset_t *set);
 /* sched.c: blocks signo on co_run's caller until co_run returns (at
  * once on that thread, else by asking it and waiting up to 1 s); 0 when

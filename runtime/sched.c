@@ -1394,10 +1394,25 @@ struct blocking_req {
 	int err;                 /* uv_queue_work's refusal, if any */
 };
 
+/* On the pool thread: the call begins or has returned (the caller is
+ * parked all along, so its record holds still). */
+static void blocking_event(struct blocking_req *b, enum introspect_event e)
+{
+	if (!hook_on(e))
+		return;
+	struct introspect_event_info ev = {
+		.event = e, .task = b->task, .id = b->task->id, .worker = -1,
+		.tid = (int)gettid(),
+	};
+	hooks_emit(&ev);
+}
+
 static void blocking_work(uv_work_t *req)
 {
 	struct blocking_req *b = req->data;
+	blocking_event(b, INTROSPECT_EV_BLOCKING_BEGIN);
 	b->fn(b->arg);
+	blocking_event(b, INTROSPECT_EV_BLOCKING_END);
 }
 
 static void blocking_done(uv_work_t *req, int status)
