@@ -193,7 +193,10 @@ static long query_long(const char *q, const char *key, long def, bool *bad)
  * ---------------------------------------------------------------------- */
 
 /* Writes profile p at debug into buf through a memory file. */
-static int render(co_profile *p, int debug, struct http_buf *buf)
+/* Runs write(fd, arg) on the memory file and appends what it wrote to
+ * buf. */
+static int collect(int (*write_fn)(int fd, void *arg), void *arg,
+		   struct http_buf *buf)
 {
 	char chunk[65536];
 	ssize_t n;
@@ -206,7 +209,7 @@ static int render(co_profile *p, int debug, struct http_buf *buf)
 	}
 	if (ftruncate(A.memfd, 0) < 0 || lseek(A.memfd, 0, SEEK_SET) < 0)
 		return -errno;
-	if ((err = co_profile_write(p, A.memfd, debug)) < 0)
+	if ((err = write_fn(A.memfd, arg)) < 0)
 		return err;
 	if (lseek(A.memfd, 0, SEEK_SET) < 0)
 		return -errno;
@@ -214,6 +217,24 @@ static int render(co_profile *p, int debug, struct http_buf *buf)
 		if ((err = http_buf_append(buf, chunk, (size_t)n)) < 0)
 			return err;
 	return n < 0 ? -errno : 0;
+}
+
+struct render_args {
+	co_profile *p;
+	int debug;
+};
+
+static int render_fn(int fd, void *arg)
+{
+	struct render_args *ra = arg;
+	return co_profile_write(ra->p, fd, ra->debug);
+}
+
+/* Writes profile p at debug into buf through a memory file. */
+static int render(co_profile *p, int debug, struct http_buf *buf)
+{
+	struct render_args ra = {p, debug};
+	return collect(render_fn, &ra, buf);
 }
 
 static int profile_max_debug(const char *name)
@@ -281,14 +302,95 @@ static struct admin_wait *wait_start(co_http_response *w,
  * CPU profile and trace: one sampling session at a time
  * ---------------------------------------------------------------------- */
 
-static int admin_cpu_begin(co_http_response *w, long seconds)
+/*
+ * The CPU profile: one sampling session serves every request, each
+ * getting the samples of its own window (Go answers a second one "cpu
+ * profiling already in use"; a continuous profiler and an engineer then
+ * cannot both look).  A request renders the session so far at its start
+ * (cpuprof_write_now) and at its end, and answers the difference
+ * (pprof_delta), which is its window exactly: the session's counts only
+ * grow.  The first request starts the session (its output, written at
+ * stop, goes to /dev/null); the last one to end stops it.  A profile the
+ * program itself started is shared the same way, and left running.
+ */
+static struct {
+	int users;                   /* requests in their window */
+	bool owned;                  /* the admin port started the session */
+	int devnull;
+} C = {.devnull = -1};
+
+static int cpu_now_fn(int fd, void *arg)
 {
-	(void)w, (void)seconds;
-	return CO_ENOSYS; /* until the CPU profile lands */
+	(void)arg;
+	return cpuprof_write_now(fd);
 }
 
-static void admin_cpu_cancel(void)
+static void cpu_release(void)
 {
+	if (--C.users > 0 || !C.owned)
+		return;
+	co_cpu_profile_stop();
+	close(C.devnull);
+	C.devnull = -1;
+	C.owned = false;
+}
+
+static void finish_cpu(struct admin_wait *aw, bool cancelled)
+{
+	struct http_buf after = {0};
+	char *delta = NULL;
+	size_t len = 0;
+
+	if (cancelled) {
+		put_error(aw->w, 503, "admin port shutting down");
+	} else if (collect(cpu_now_fn, NULL, &after) < 0 ||
+		   pprof_delta(aw->before.p, aw->before.len, after.p, after.len,
+			       co_now() - aw->start_ns, false, &delta, &len) < 0) {
+		put_error(aw->w, 500, "Could not write the CPU profile");
+	} else {
+		put_binary(aw->w, "profile");
+		co_http_response_write(aw->w, delta, len);
+	}
+	free(delta);
+	http_buf_free(&after);
+	cpu_release();
+}
+
+static int admin_cpu_begin(co_http_response *w, long seconds)
+{
+	struct http_buf before = {0};
+	int err;
+
+	if (C.users == 0) {
+		if ((C.devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0)
+			return -errno;
+		err = co_cpu_profile_start(C.devnull);
+		if (err < 0 && err != CO_EBUSY) {
+			close(C.devnull);
+			C.devnull = -1;
+			return err;
+		}
+		C.owned = err == 0;
+		if (!C.owned) {
+			close(C.devnull); /* the program's own: shared */
+			C.devnull = -1;
+		}
+	}
+	C.users++;
+	if ((err = collect(cpu_now_fn, NULL, &before)) < 0) {
+		http_buf_free(&before);
+		cpu_release();
+		return err == CO_EINVAL ? CO_EBUSY : err;
+	}
+	struct admin_wait *aw = wait_start(w, NULL, (int64_t)seconds * 1000,
+					   finish_cpu, "profile");
+	if (!aw) {
+		http_buf_free(&before);
+		cpu_release();
+		return CO_ENOMEM;
+	}
+	aw->before = before;
+	return 0;
 }
 
 /* Reads a whole memory file into the answer's body. */
@@ -656,9 +758,7 @@ static void serve_cpu(const co_http_request *r, co_http_response *w,
 			 err == CO_EBUSY ? "cpu profiling already in use"
 					 : co_strerror(err));
 		put_error(w, 500, msg);
-		return;
 	}
-	put_binary(w, "profile");
 }
 
 /* The admin port's own: the JSON task dump and the live task count. */
@@ -856,7 +956,6 @@ CO_EXTERN int co_admin_addr(char *buf, size_t len)
 static void stop_on_loop(void *arg)
 {
 	(void)arg;
-	admin_cpu_cancel();
 	while (A.waits)
 		wait_end(A.waits, true);
 	while (A.ports) {

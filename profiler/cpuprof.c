@@ -549,6 +549,26 @@ out:
 	return err;
 }
 
+/* What the running profile holds so far, written to fd as stop would
+ * write it, the profile going on: the admin port cuts windows of its own
+ * out of one session with two of these and a delta (net/admin.c).
+ * Symbolizes under P.lock: drains and worker events wait meanwhile (the
+ * rings hold the ticks).  -EINVAL if no profile runs. */
+int cpuprof_write_now(int fd)
+{
+	int err;
+
+	pthread_mutex_lock(&P.lock);
+	if (P.state != CPUPROF_RUNNING) {
+		pthread_mutex_unlock(&P.lock);
+		return CO_EINVAL;
+	}
+	drain_locked();
+	err = encode_write(fd, P.hz, now_ns(CLOCK_MONOTONIC) - P.start_mono);
+	pthread_mutex_unlock(&P.lock);
+	return err;
+}
+
 /* ------------------------------------------------------------------------
  * The profiler thread
  * ---------------------------------------------------------------------- */

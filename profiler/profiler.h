@@ -355,6 +355,9 @@ PROF_INTERNAL int heap_count(void);
 /* COPPER_CPUPROFILE_HZ at co_run's start: -EINVAL, with a message naming
  * it, for a bad value. */
 PROF_INTERNAL int cpuprof_env_check(void);
+/* The running profile so far, written as stop writes it (the profile
+ * goes on); -EINVAL if none runs. */
+PROF_INTERNAL int cpuprof_write_now(int fd);
 struct introspect_sig_self;
 /* In the SIGPROF handler: the interrupted stack into pcs (pcs[0] the
  * exact pc, then return addresses); frame pointers, and the CFI of

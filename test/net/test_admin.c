@@ -432,6 +432,46 @@ static void test_stuck_workers(void **state)
 	assert_int_equal(server_stop(&s), 0);
 }
 
+/* Two overlapping CPU profiles (a continuous profiler and an engineer):
+ * each gets a valid profile of its own window, from one session; the
+ * spinners are in both. */
+static void test_cpu_profiles_overlap(void **state)
+{
+	const char *env[] = {"COPPER_PROCS=2", NULL};
+	struct server s;
+	(void)state;
+
+	if (!have_go())
+		skip();
+	assert_true(server_start(&s, env, "spin", NULL));
+	sh(big, sizeof(big),
+	   "cd /tmp && curl -s -D /tmp/copper-cpu-h1.$$ -o /tmp/copper-cpu-1.$$ "
+	   "'http://%s/debug/pprof/profile?seconds=2' & sleep 0.5; "
+	   "curl -s -o /tmp/copper-cpu-2.$$ 'http://%s/debug/pprof/profile?seconds=1'; "
+	   "wait; cat /tmp/copper-cpu-h1.$$; for f in 1 2; do "
+	   "HOME=/tmp go tool pprof -raw /tmp/copper-cpu-$f.$$ > /tmp/copper-cpu-r.$$ 2>&1; "
+	   "grep -E '^(PeriodType|Duration)' /tmp/copper-cpu-r.$$; "
+	   "grep -q admin_spin /tmp/copper-cpu-r.$$ && echo spinners; done; "
+	   "rm -f /tmp/copper-cpu-*.$$", s.addr, s.addr);
+	assert_non_null(strstr(big, "HTTP/1.1 200"));
+	assert_non_null(strstr(big, "filename=\"profile\""));
+	assert_non_null(strstr(big, "PeriodType: cpu nanoseconds"));
+	/* Each its own window: about 2 s, then about 1 s. */
+	const char *d1 = strstr(big, "Duration: ");
+	assert_non_null(d1);
+	const char *d2 = strstr(d1 + 1, "Duration: ");
+	assert_non_null(d2);
+	double s1 = atof(d1 + 10), s2 = atof(d2 + 10);
+	print_message("# windows: %.2f s and %.2f s\n", s1, s2);
+	assert_true(s1 > 1.5 && s1 < 3.0);
+	assert_true(s2 > 0.5 && s2 < 1.5);
+	/* The spinners burn CPU in both windows. */
+	char *first = strstr(big, "spinners");
+	assert_non_null(first);
+	assert_non_null(strstr(first + 1, "spinners"));
+	assert_int_equal(server_stop(&s), 0);
+}
+
 /* ------------------------------------------------------------------------
  * 7. Safety
  * ---------------------------------------------------------------------- */
@@ -569,6 +609,7 @@ int main(void)
 		cmocka_unit_test(test_go_tool_pprof),
 		cmocka_unit_test(test_bad_clients),
 		cmocka_unit_test(test_stuck_workers),
+		cmocka_unit_test(test_cpu_profiles_overlap),
 		cmocka_unit_test(test_remote_needs_token),
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_unix_socket),
