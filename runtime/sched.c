@@ -2342,7 +2342,7 @@ static bool worker_in_kernel(struct worker *w)
 
 /* A worker past MONITOR_STUCK_NS without a switch: stuck in its task, or
  * only waiting for a CPU (see the top of this part)? */
-static bool worker_really_stuck(struct worker *w, int64_t now)
+static bool worker_really_stuck(struct worker *w)
 {
 	int64_t cpu = worker_cpu_ns(w);
 
@@ -2381,7 +2381,7 @@ static bool monitor_look(int64_t now)
 		    !w->stall_reported)
 			stall_begin(w, now);
 		if (now - w->mon_since >= MONITOR_STUCK_NS &&
-		    worker_really_stuck(w, now))
+		    worker_really_stuck(w))
 			stuck++;
 	}
 	atomic_store(&S.nstuck, stuck);
