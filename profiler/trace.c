@@ -296,6 +296,7 @@ struct task_state {
 	int64_t since;
 	const char *state;         /* NULL: none open */
 	uint64_t flow;             /* a wake-up to end at its next run */
+	size_t flow_start;         /* ... the index of its start slice */
 	bool used;
 };
 
@@ -481,11 +482,22 @@ static int trace_write(struct trace_ev *ev, size_t n, uint64_t dropped,
 				break;
 			}
 			task_to(&s, ts, e->ts, "runnable");
+			/* A second wake-up before a run (its run event was
+			 * dropped with a full ring): the first arrow has no
+			 * end, so it goes. */
+			if (ts->flow && ts->flow_start < s.n &&
+			    s.v[ts->flow_start].flow == ts->flow)
+				s.v[ts->flow_start].ph = 0;
+			ts->flow = 0;
 			if (e->other) {
-				ts->flow = ++flows;
+				size_t at = s.n;
 				add(&s, (struct slice){.ts = e->ts, .dur = -1,
 					.pid = 2, .tid = e->other, .ph = 's',
-					.flow = ts->flow, .name = "wake"});
+					.flow = flows + 1, .name = "wake"});
+				if (s.n > at) {
+					ts->flow = ++flows;
+					ts->flow_start = at;
+				}
 			}
 			break;
 		case INTROSPECT_EV_EXIT:
