@@ -299,7 +299,7 @@ static struct admin_wait *wait_start(co_http_response *w,
 }
 
 /* ------------------------------------------------------------------------
- * CPU profile and trace: one sampling session at a time
+ * CPU profile and trace: answers deferred while their seconds run
  * ---------------------------------------------------------------------- */
 
 /*
