@@ -667,27 +667,24 @@ out:
 	return err;
 }
 
+struct cont_text {
+	struct cont_table *t;
+	bool mutex;
+};
+
+static int cont_text(FILE *f, void *arg)
+{
+	struct cont_text *ct = arg;
+	return write_debug1(ct->t, ct->mutex, f);
+}
+
 static int cont_write(struct cont_table *t, bool mutex, int fd, int debug)
 {
-	int dfd, err;
-	FILE *f;
+	struct cont_text ct = {t, mutex};
 
 	if (debug <= 0)
 		return write_proto(t, mutex, fd);
-	if ((dfd = dup(fd)) < 0)
-		return -errno;
-	if (!(f = fdopen(dfd, "w"))) {
-		err = -errno;
-		close(dfd);
-		return err;
-	}
-	setvbuf(f, NULL, _IOFBF, 1 << 16);
-	err = write_debug1(t, mutex, f);
-	if (fflush(f) != 0 && err == 0)
-		err = -errno;
-	if (fclose(f) != 0 && err == 0)
-		err = -errno;
-	return err;
+	return textfmt_to_fd(fd, cont_text, &ct);
 }
 
 int contention_block_write(int fd, int debug)

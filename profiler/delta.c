@@ -177,6 +177,21 @@ struct entry {
 	bool used;
 };
 
+static uint64_t key_hash(const char *k, size_t n);
+
+/* The slot of key k in the table (cap a power of two): its entry, or the
+ * empty slot where it would go. */
+static struct entry *table_slot(struct entry *tab, size_t cap, const char *k,
+				size_t len)
+{
+	size_t h = key_hash(k, len) & (cap - 1);
+
+	while (tab[h].key &&
+	       !(tab[h].len == len && memcmp(tab[h].key, k, len) == 0))
+		h = (h + 1) & (cap - 1);
+	return &tab[h];
+}
+
 static uint64_t key_hash(const char *k, size_t n)
 {
 	uint64_t h = 1469598103934665603ull;
@@ -256,15 +271,12 @@ int pprof_delta(const void *before, size_t before_len, const void *after,
 		char *k = sample_key(p0, p0->sample[i], &len);
 		if (!k)
 			goto out;
-		size_t h = key_hash(k, len) & (cap - 1);
-		while (tab[h].key && !(tab[h].len == len &&
-				       memcmp(tab[h].key, k, len) == 0))
-			h = (h + 1) & (cap - 1);
-		if (tab[h].key) {
+		struct entry *slot = table_slot(tab, cap, k, len);
+		if (slot->key) {
 			free(k); /* the same stack twice: keep the first */
 			continue;
 		}
-		tab[h] = (struct entry){.key = k, .len = len, .index = i};
+		*slot = (struct entry){.key = k, .len = len, .index = i};
 	}
 
 	if (!(samples = calloc(p1->n_sample + p0->n_sample + 1,
@@ -277,14 +289,11 @@ int pprof_delta(const void *before, size_t before_len, const void *after,
 		bool nonzero = false;
 		if (!k)
 			goto out;
-		size_t h = key_hash(k, len) & (cap - 1);
-		while (tab[h].key && !(tab[h].len == len &&
-				       memcmp(tab[h].key, k, len) == 0))
-			h = (h + 1) & (cap - 1);
+		struct entry *slot = table_slot(tab, cap, k, len);
 		free(k);
-		const Sample *o = tab[h].key ? p0->sample[tab[h].index] : NULL;
-		if (tab[h].key)
-			tab[h].used = true;
+		const Sample *o = slot->key ? p0->sample[slot->index] : NULL;
+		if (slot->key)
+			slot->used = true;
 		for (size_t v = 0; v < s->n_value; v++) {
 			if (o && v < o->n_value && !keep_type[v])
 				s->value[v] -= o->value[v];

@@ -363,28 +363,23 @@ int goroutine_write_json(const struct snapshot *s, int fd)
  * Entry
  * ---------------------------------------------------------------------- */
 
+static int text_debug1(FILE *f, void *arg)
+{
+	return write_debug1(arg, f);
+}
+
+static int text_debug2(FILE *f, void *arg)
+{
+	return write_debug2(arg, f);
+}
+
 int goroutine_write(const struct snapshot *s, int fd, int debug)
 {
-	int dfd, err;
-	FILE *f;
-
 	if (debug <= 0)
 		return write_proto(s, fd);
-	if ((dfd = dup(fd)) < 0)
-		return -errno;
-	if (!(f = fdopen(dfd, "w"))) {
-		err = -errno;
-		close(dfd);
-		return err;
-	}
-	setvbuf(f, NULL, _IOFBF, 1 << 16);
 	if (s->truncated)
 		fprintf(stderr, "copper: goroutine profile: snapshot truncated, "
 				"some tasks are missing\n");
-	err = debug == 1 ? write_debug1(s, f) : write_debug2(s, f);
-	if (fflush(f) != 0 && err == 0)
-		err = -errno;
-	if (fclose(f) != 0 && err == 0)
-		err = -errno;
-	return err;
+	return textfmt_to_fd(fd, debug == 1 ? text_debug1 : text_debug2,
+			     (void *)s);
 }

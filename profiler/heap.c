@@ -297,34 +297,32 @@ static int write_debug1(const struct memprof_record *r, long n, FILE *f)
  * Entry
  * ---------------------------------------------------------------------- */
 
+struct heap_text {
+	struct memprof_record *r;
+	long n;
+};
+
+static int heap_text(FILE *f, void *arg)
+{
+	struct heap_text *ht = arg;
+	return write_debug1(ht->r, ht->n, f);
+}
+
 int heap_write(int fd, int debug, bool allocs)
 {
 	struct memprof_record *r;
 	long n = memprof_records(&r);
-	int dfd, err;
-	FILE *f;
+	int err;
 
 	if (n < 0)
 		return (int)n;
 	n = records_tidy(r, n);
 	if (debug == 0) {
 		err = write_proto(r, n, allocs, fd);
-		free(r);
-		return err;
+	} else {
+		struct heap_text ht = {r, n};
+		err = textfmt_to_fd(fd, heap_text, &ht);
 	}
-	if ((dfd = dup(fd)) < 0 || !(f = fdopen(dfd, "w"))) {
-		err = -errno;
-		if (dfd >= 0)
-			close(dfd);
-		free(r);
-		return err;
-	}
-	setvbuf(f, NULL, _IOFBF, 1 << 16);
-	err = write_debug1(r, n, f);
-	if (fflush(f) != 0 && err == 0)
-		err = -errno;
-	if (fclose(f) != 0 && err == 0)
-		err = -errno;
 	free(r);
 	return err;
 }

@@ -171,6 +171,12 @@ struct textfmt_stack {
 /* Fills *st from the record at elem, an element of the caller's array. */
 typedef void (*textfmt_stack_fn)(const void *elem, struct textfmt_stack *st);
 
+/* Runs fn on a stdio stream over a duplicate of fd (64 KiB buffer), then
+ * flushes and closes it: fn's error, else the stream's, else 0.  Every
+ * text profile writes through it. */
+PROF_INTERNAL int textfmt_to_fd(int fd, int (*fn)(FILE *f, void *arg),
+				void *arg);
+
 /* Orders label sets by content, no labels first. */
 PROF_INTERNAL int textfmt_labels_cmp(const struct labels *a,
 				     const struct labels *b);

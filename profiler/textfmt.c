@@ -56,9 +56,11 @@
  * Keep in sync with ../shared/reference/pprof-formats.md 2.0 and with the
  * strict debug=1 reader in test/profiler/profile_test.h.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "copper.h"
 #include "profiler.h"
@@ -317,4 +319,25 @@ void textfmt_frames_write(FILE *f, const struct snapshot *s,
 		free(b.lines);
 	}
 	fputc('\n', f);
+}
+
+int textfmt_to_fd(int fd, int (*fn)(FILE *f, void *arg), void *arg)
+{
+	int dfd, err;
+	FILE *f;
+
+	if ((dfd = dup(fd)) < 0)
+		return -errno;
+	if (!(f = fdopen(dfd, "w"))) {
+		err = -errno;
+		close(dfd);
+		return err;
+	}
+	setvbuf(f, NULL, _IOFBF, 1 << 16);
+	err = fn(f, arg);
+	if (fflush(f) != 0 && err == 0)
+		err = -errno;
+	if (fclose(f) != 0 && err == 0)
+		err = -errno;
+	return err;
 }

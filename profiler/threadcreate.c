@@ -247,26 +247,17 @@ static int tc_write_debug1(FILE *f)
 	return 0;
 }
 
+static int tc_text(FILE *f, void *arg)
+{
+	(void)arg;
+	return tc_write_debug1(f);
+}
+
 int threadcreate_write(int fd, int debug)
 {
-	int dfd, err;
-	FILE *f;
-
 	if (debug <= 0)
 		return tc_write_proto(fd);
-	if ((dfd = dup(fd)) < 0)
-		return -errno;
-	if (!(f = fdopen(dfd, "w"))) {
-		err = -errno;
-		close(dfd);
-		return err;
-	}
-	err = tc_write_debug1(f);
-	if (fflush(f) != 0 && err == 0)
-		err = -errno;
-	if (fclose(f) != 0 && err == 0)
-		err = -errno;
-	return err;
+	return textfmt_to_fd(fd, tc_text, NULL);
 }
 
 int threadcreate_count(void)
