@@ -761,6 +761,12 @@ static void serve_cpu(const co_http_request *r, co_http_response *w,
 	}
 }
 
+static int json_fn(int fd, void *arg)
+{
+	(void)arg;
+	return co_dump_json(fd);
+}
+
 /* The admin port's own: the JSON task dump and the live task count. */
 static bool serve_copper(co_http_response *w, const char *path)
 {
@@ -773,16 +779,7 @@ static bool serve_copper(co_http_response *w, const char *path)
 	}
 	if (strcmp(path, "/debug/copper/tasks.json") == 0) {
 		struct http_buf body = {0};
-		if (A.memfd <= 0 &&
-		    (A.memfd = memfd_create("copper-admin", MFD_CLOEXEC)) < 0)
-			A.memfd = 0;
-		if (A.memfd > 0 && ftruncate(A.memfd, 0) == 0 &&
-		    lseek(A.memfd, 0, SEEK_SET) == 0 && co_dump_json(A.memfd) == 0 &&
-		    lseek(A.memfd, 0, SEEK_SET) == 0) {
-			char chunk[65536];
-			ssize_t n;
-			while ((n = read(A.memfd, chunk, sizeof(chunk))) > 0)
-				http_buf_append(&body, chunk, (size_t)n);
+		if (collect(json_fn, NULL, &body) == 0) {
 			put_common(w);
 			co_http_response_header(w, "Content-Type",
 						"application/json");
