@@ -19,18 +19,20 @@
  * where the kernel trusts it: a few ns, where clock_gettime costs 40) and
  * written as microseconds since the start, with nanosecond decimals.
  *
- * How it works.  The trace subscribes to the runtime's events
- * (introspect.h): SPAWN, EXIT, PARK, UNPARK, RUN, IDLE, WORKER_START and
- * WORKER_STOP.  A hook appends a 40-byte record to a ring of the worker
- * it runs on: one writer per ring, no lock, no atomic read-modify-write,
- * one cache line touched.  Events from a thread that is not a worker (a
- * task readied from a plain thread) go to one shared ring under a
- * mutex.  Memory is bounded: each ring keeps its last TRACE_RING events;
- * older ones are overwritten and counted, and the file says how many
- * were dropped (a "dropped events" instant and otherData).  At stop the
- * trace unsubscribes (which waits for hooks in flight), merges the rings
- * by time and replays the events into slices, which it writes in time
- * order, as JSON that any parser accepts (strings escaped).
+ * How it works.  The runtime records (runtime/tracebuf.c, protocol in
+ * introspect.h): SPAWN, EXIT, PARK, UNPARK, RUN, IDLE, WORKER_START and
+ * WORKER_STOP go as 32-byte records into a ring of the worker where they
+ * happen, one writer per ring, no lock; threads that are not workers
+ * share one more ring.  Memory is bounded: each ring keeps its last
+ * TRACE_RING events; older ones are overwritten and counted, and the
+ * file says how many were dropped (a "dropped events" instant and
+ * otherData).  At stop the recorder hands the rings over; this file
+ * merges them by time and replays the events into slices, which it
+ * writes in time order, as JSON that any parser accepts (strings
+ * escaped).
+ *
+ * An earlier version subscribed to the runtime's events like the other
+ * profilers; the generic hook cost a ping-pong 2.3x.
  *
  * Rejected: writing JSON from the hooks (formatting and a write per
  * event on the hot path); one shared ring with an atomic index (every
@@ -55,95 +57,24 @@
 #define TRACE_RING 65536          /* events kept per worker */
 #define TRACE_RINGS_MAX 1024      /* worker indexes traced */
 
+/* A recorder's event (ts made ns since the start) and its place in the
+ * rings, which breaks ties in time: a run takes its park's time, an
+ * unpark the next event's, and their order must stay. */
 struct trace_ev {
-	int64_t ts;                /* introspect_clock_now(); ns once read */
-	uint64_t id;               /* the task (0: none) */
-	uint64_t other;            /* parent (spawn), waker (unpark) */
-	int16_t type;              /* enum introspect_event */
-	int16_t reason;            /* park: enum wait_reason */
-	int32_t worker;            /* where it happened, -1: elsewhere */
-};
-
-struct trace_ring {
-	uint64_t n;                /* events written; the last TRACE_RING kept */
-	int16_t last_type;         /* the type of the last one */
-	struct trace_ev ev[TRACE_RING];
+	struct introspect_trace_ev e;
+	size_t seq;
 };
 
 static struct {
-	pthread_mutex_t lock;      /* start/stop, and the shared ring */
+	pthread_mutex_t lock;      /* start/stop */
 	bool running;
-	int sub;                   /* the subscription */
 	int fd;
 	uint64_t start_ticks;      /* introspect_clock_now() at start */
-	_Atomic(struct trace_ring *) rings[TRACE_RINGS_MAX];
-	struct trace_ring *shared; /* threads that are not workers */
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static struct trace_ring *ring_new(void)
-{
-	return calloc(1, sizeof(struct trace_ring));
-}
-
-static void trace_hook(const struct introspect_event_info *e, void *arg)
-{
-	int w = introspect_worker_self();
-	struct trace_ring *r;
-	(void)arg;
-
-	struct trace_ev ev = {
-		.id = e->id,
-		.other = e->other_id,
-		.type = (int16_t)e->event,
-		.reason = (int16_t)e->reason,
-		.worker = e->event == INTROSPECT_EV_WORKER_START ||
-				  e->event == INTROSPECT_EV_WORKER_STOP ||
-				  e->event == INTROSPECT_EV_RUN ||
-				  e->event == INTROSPECT_EV_IDLE
-			  ? e->worker
-			  : w,
-	};
-	if (w >= 0 && w < TRACE_RINGS_MAX) {
-		r = atomic_load_explicit(&T.rings[w], memory_order_acquire);
-		if (!r) {
-			struct trace_ring *fresh = ring_new(), *none = NULL;
-			if (!fresh)
-				return;
-			if (!atomic_compare_exchange_strong(&T.rings[w], &none,
-							    fresh)) {
-				free(fresh);
-				r = none;
-			} else {
-				r = fresh;
-			}
-		}
-		/* A run right after a park or exit on this worker is the
-		 * same switch, a few ns later: its time is the park's.  The
-		 * clock costs 18 ns on the VMs here (rdtsc traps to the
-		 * hypervisor's view), a third of what an event costs. */
-		if (ev.type == INTROSPECT_EV_RUN && r->n &&
-		    (r->last_type == INTROSPECT_EV_PARK ||
-		     r->last_type == INTROSPECT_EV_EXIT))
-			ev.ts = r->ev[(r->n - 1) % TRACE_RING].ts;
-		else
-			ev.ts = (int64_t)introspect_clock_now();
-		r->ev[r->n % TRACE_RING] = ev;
-		r->last_type = ev.type;
-		r->n++;
-		return;
-	}
-	ev.ts = (int64_t)introspect_clock_now();
-	pthread_mutex_lock(&T.lock);
-	if (T.shared) {
-		T.shared->ev[T.shared->n % TRACE_RING] = ev;
-		T.shared->n++;
-	}
-	pthread_mutex_unlock(&T.lock);
-}
 
 CO_EXTERN int co_trace_start(int fd)
 {
-	int fl, err = 0;
+	int fl, err;
 
 	if (fd < 0 || (fl = fcntl(fd, F_GETFL)) < 0)
 		return CO_EBADF;
@@ -152,40 +83,14 @@ CO_EXTERN int co_trace_start(int fd)
 	pthread_mutex_lock(&T.lock);
 	if (T.running) {
 		err = CO_EBUSY;
-		goto out;
-	}
-	if (!(T.shared = ring_new())) {
-		err = CO_ENOMEM;
-		goto out;
-	}
-	T.fd = fd;
-	T.start_ticks = introspect_clock_now();
-	T.running = true;
-	pthread_mutex_unlock(&T.lock);
-	/* Subscribed outside the lock: the hook takes it for the shared
-	 * ring. */
-	int sub = introspect_subscribe(
-		INTROSPECT_EV(INTROSPECT_EV_SPAWN) |
-			INTROSPECT_EV(INTROSPECT_EV_EXIT) |
-			INTROSPECT_EV(INTROSPECT_EV_PARK) |
-			INTROSPECT_EV(INTROSPECT_EV_UNPARK) |
-			INTROSPECT_EV(INTROSPECT_EV_RUN) |
-			INTROSPECT_EV(INTROSPECT_EV_IDLE) |
-			INTROSPECT_EV(INTROSPECT_EV_WORKER_START) |
-			INTROSPECT_EV(INTROSPECT_EV_WORKER_STOP),
-		trace_hook, NULL);
-	pthread_mutex_lock(&T.lock);
-	if (sub < 0) {
-		T.running = false;
-		free(T.shared);
-		T.shared = NULL;
-		err = sub;
 	} else {
-		T.sub = sub;
+		T.fd = fd;
+		T.start_ticks = introspect_clock_now();
+		err = introspect_trace_begin(TRACE_RING);
+		T.running = err == 0;
 	}
-out:
 	pthread_mutex_unlock(&T.lock);
-	return err;
+	return err; /* CO_EBUSY, CO_ENOMEM: the same codes */
 }
 
 bool trace_running(void)
@@ -297,6 +202,10 @@ struct task_state {
 	const char *state;         /* NULL: none open */
 	uint64_t flow;             /* a wake-up to end at its next run */
 	size_t flow_start;         /* ... the index of its start slice */
+	bool parked;               /* parked, not run since */
+	bool woken;                /* ... and its wake-up was seen */
+	bool owed;                 /* ran before its wake-up's time */
+	int64_t owed_ts;           /* ... at this time */
 	bool used;
 };
 
@@ -357,7 +266,9 @@ struct worker_state {
 static int cmp_ev(const void *a, const void *b)
 {
 	const struct trace_ev *x = a, *y = b;
-	return x->ts < y->ts ? -1 : x->ts > y->ts;
+	if (x->e.ts != y->e.ts)
+		return x->e.ts < y->e.ts ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -412,7 +323,7 @@ static int trace_write(struct trace_ev *ev, size_t n, uint64_t dropped,
 	if (n)
 		qsort(ev, n, sizeof(*ev), cmp_ev);
 	for (size_t i = 0; i < n; i++) {
-		const struct trace_ev *e = &ev[i];
+		const struct introspect_trace_ev *e = &ev[i].e;
 		int w = e->worker;
 		struct worker_state *wk =
 			w >= 0 && w < TRACE_RINGS_MAX ? &ws[w] : NULL;
@@ -448,6 +359,13 @@ static int trace_write(struct trace_ev *ev, size_t n, uint64_t dropped,
 			worker_close(&s, wk, w, e->ts);
 			wk->task = e->id;
 			task_to(&s, ts, e->ts, "running");
+			/* Woken on another worker, whose unpark is stamped
+			 * at the waker's next switch, after this. */
+			if (ts->parked && !ts->woken) {
+				ts->owed = true;
+				ts->owed_ts = e->ts;
+			}
+			ts->parked = false;
 			if (ts->flow) {
 				add(&s, (struct slice){.ts = e->ts, .dur = -1,
 					.pid = 2, .tid = e->id, .ph = 'f',
@@ -456,31 +374,40 @@ static int trace_write(struct trace_ev *ev, size_t n, uint64_t dropped,
 			}
 			break;
 		case INTROSPECT_EV_PARK:
-			if (ts)
+			if (ts) {
 				task_to(&s, ts, e->ts,
 					introspect_reason_name(e->reason));
+				ts->parked = true;
+				ts->woken = false;
+			}
 			if (wk && wk->task == e->id)
 				worker_close(&s, wk, w, e->ts);
 			break;
 		case INTROSPECT_EV_UNPARK:
 			if (!ts)
 				break;
-			/* The waker's clock read can come after the wakee
-			 * began to run on another worker: then it runs
-			 * already, and the arrow points at that. */
-			if (ts->state && strcmp(ts->state, "running") == 0) {
+			/* The wake-up of a run seen already (above): the
+			 * waker ran at that time too, as its next switch
+			 * came later; the arrow goes there.  Or the wakee
+			 * runs, its park not stamped yet: the arrow points
+			 * at its run. */
+			if (ts->owed ||
+			    (ts->state && strcmp(ts->state, "running") == 0)) {
+				int64_t at = ts->owed ? ts->owed_ts : e->ts;
+				ts->owed = false;
 				if (e->other) {
-					add(&s, (struct slice){.ts = e->ts,
+					add(&s, (struct slice){.ts = at,
 						.dur = -1, .pid = 2,
 						.tid = e->other, .ph = 's',
 						.flow = ++flows, .name = "wake"});
-					add(&s, (struct slice){.ts = e->ts,
+					add(&s, (struct slice){.ts = at,
 						.dur = -1, .pid = 2,
 						.tid = e->id, .ph = 'f',
 						.flow = flows, .name = "wake"});
 				}
 				break;
 			}
+			ts->woken = true;
 			task_to(&s, ts, e->ts, "runnable");
 			/* A second wake-up before a run (its run event was
 			 * dropped with a full ring): the first arrow has no
@@ -629,54 +556,33 @@ static void stop_write(void *arg)
 CO_EXTERN int co_trace_stop(void)
 {
 	struct stop_job j = {0};
-	struct trace_ring *rings[TRACE_RINGS_MAX + 1];
-	size_t nrings = 0;
-	int sub;
+	int err;
 
 	pthread_mutex_lock(&T.lock);
 	if (!T.running) {
 		pthread_mutex_unlock(&T.lock);
 		return CO_EINVAL;
 	}
-	sub = T.sub;
-	pthread_mutex_unlock(&T.lock);
-	/* After this no hook runs: the rings are ours. */
-	introspect_unsubscribe(sub);
-	pthread_mutex_lock(&T.lock);
-	j.fd = T.fd;
-	uint64_t start_ticks = T.start_ticks, end_ticks = introspect_clock_now();
-	j.start = 0;
-	j.end = introspect_clock_ns(start_ticks, end_ticks);
-	for (int w = 0; w < TRACE_RINGS_MAX; w++) {
-		struct trace_ring *r = atomic_exchange(&T.rings[w], NULL);
-		if (r)
-			rings[nrings++] = r;
-	}
-	rings[nrings++] = T.shared;
-	T.shared = NULL;
 	T.running = false;
+	j.fd = T.fd;
+	uint64_t start_ticks = T.start_ticks;
+	struct introspect_trace_ev *raw;
+	err = introspect_trace_end(&raw, &j.n, &j.dropped);
+	j.start = 0;
+	j.end = introspect_clock_ns(start_ticks, introspect_clock_now());
 	pthread_mutex_unlock(&T.lock);
-
-	for (size_t i = 0; i < nrings; i++) {
-		uint64_t n = rings[i]->n;
-		j.n += n < TRACE_RING ? n : TRACE_RING;
-		j.dropped += n > TRACE_RING ? n - TRACE_RING : 0;
-	}
+	if (err < 0)
+		return CO_ENOMEM;
 	j.ev = malloc((j.n + 1) * sizeof(*j.ev));
-	size_t k = 0;
-	for (size_t i = 0; i < nrings && j.ev; i++) {
-		struct trace_ring *r = rings[i];
-		uint64_t first = r->n > TRACE_RING ? r->n - TRACE_RING : 0;
-		for (uint64_t e = first; e < r->n; e++) {
-			struct trace_ev *x = &j.ev[k++];
-			*x = r->ev[e % TRACE_RING];
-			/* Ticks to ns since the start (an event read just
-			 * before the start, on another CPU, counts as 0). */
-			x->ts = introspect_clock_ns(start_ticks, (uint64_t)x->ts);
-		}
+	/* Ticks to ns since the start (an event read just before the
+	 * start, on another CPU, counts as 0). */
+	for (size_t i = 0; i < j.n && j.ev; i++) {
+		j.ev[i].e = raw[i];
+		j.ev[i].e.ts = introspect_clock_ns(start_ticks,
+						   (uint64_t)raw[i].ts);
+		j.ev[i].seq = i;
 	}
-	for (size_t i = 0; i < nrings; i++)
-		free(rings[i]);
+	free(raw);
 	if (!j.ev)
 		return CO_ENOMEM;
 	/* In a task, the writing goes to the blocking pool: the worker

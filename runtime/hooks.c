@@ -58,11 +58,14 @@ struct hook_slot {
 	unsigned mask;
 };
 
-_Atomic unsigned hooks_events;
+_Atomic unsigned hooks_events;          /* subscribers' and the trace's */
+_Atomic unsigned hooks_sub_events;      /* subscribers' only */
+_Atomic unsigned hooks_trace_events;    /* the trace's only */
 
 static struct {
 	pthread_mutex_t lock;                /* guards subscribing */
 	struct hook_slot slots[HOOKS_MAX];
+	unsigned trace;                      /* the trace recorder's events */
 	_Atomic int inflight;                /* emissions running elsewhere */
 } H = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -79,7 +82,17 @@ static void events_recompute_locked(void)
 	for (int i = 0; i < HOOKS_MAX; i++)
 		if (atomic_load_explicit(&H.slots[i].fn, memory_order_relaxed))
 			all |= H.slots[i].mask;
-	atomic_store(&hooks_events, all);
+	atomic_store(&hooks_sub_events, all);
+	atomic_store(&hooks_trace_events, H.trace);
+	atomic_store(&hooks_events, all | H.trace);
+}
+
+void hooks_set_trace(unsigned events)
+{
+	pthread_mutex_lock(&H.lock);
+	H.trace = events;
+	events_recompute_locked();
+	pthread_mutex_unlock(&H.lock);
 }
 
 int introspect_subscribe(unsigned events, introspect_hook fn, void *arg)

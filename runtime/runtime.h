@@ -606,6 +606,8 @@ CO_INTERNAL void sched_park_on(enum wait_reason why, void *obj,
  * one load and branch an event site pays while nobody listens.
  * ---------------------------------------------------------------------- */
 CO_INTERNAL extern _Atomic unsigned hooks_events;
+CO_INTERNAL extern _Atomic unsigned hooks_sub_events;
+CO_INTERNAL extern _Atomic unsigned hooks_trace_events;
 CO_INTERNAL void hooks_emit(const struct introspect_event_info *ev);
 
 static inline bool hook_on(enum introspect_event e)
@@ -614,6 +616,27 @@ static inline bool hook_on(enum introspect_event e)
 					     memory_order_relaxed) &
 			(1u << e));
 }
+
+/* Behind hook_on, which also counts the trace's events: a subscriber
+ * wants e (hooks_emit), the trace records it (tracebuf_put). */
+static inline bool hook_subscribed(enum introspect_event e)
+{
+	return atomic_load_explicit(&hooks_sub_events, memory_order_relaxed) &
+	       (1u << e);
+}
+
+static inline bool hook_traced(enum introspect_event e)
+{
+	return atomic_load_explicit(&hooks_trace_events,
+				    memory_order_relaxed) &
+	       (1u << e);
+}
+
+/* The execution trace's recorder (tracebuf.c): the events it records
+ * join hooks_events while it runs. */
+CO_INTERNAL void hooks_set_trace(unsigned events);
+CO_INTERNAL void tracebuf_put(int worker, enum introspect_event type,
+			      uint64_t id, uint64_t other, int reason);
 
 /* ------------------------------------------------------------------------
  * Single-owner hooks (task.c): label reference counting.  (The

@@ -915,6 +915,11 @@ void sched_park_on(enum wait_reason why, void *obj, void (*unlock)(void *),
 __attribute__((cold, noinline)) static void park_emit(struct worker *w,
 						     struct task *prev)
 {
+	if (hook_traced(INTROSPECT_EV_PARK))
+		tracebuf_put(w->id, INTROSPECT_EV_PARK, w->after_id, 0,
+			     w->after_reason);
+	if (!hook_subscribed(INTROSPECT_EV_PARK))
+		return;
 	struct introspect_event_info ev = {
 		.event = INTROSPECT_EV_PARK, .task = prev, .id = w->after_id,
 		.reason = w->after_reason, .object = w->after_obj,
@@ -926,6 +931,10 @@ __attribute__((cold, noinline)) static void park_emit(struct worker *w,
 __attribute__((cold, noinline)) static void run_emit(struct worker *w,
 						    struct task *t)
 {
+	if (hook_traced(INTROSPECT_EV_RUN))
+		tracebuf_put(w->id, INTROSPECT_EV_RUN, t->id, 0, 0);
+	if (!hook_subscribed(INTROSPECT_EV_RUN))
+		return;
 	struct introspect_event_info ev = {
 		.event = INTROSPECT_EV_RUN, .task = t, .id = t->id,
 		.worker = w->id,
@@ -939,6 +948,13 @@ __attribute__((cold, noinline)) static void unpark_emit(struct task *t)
 {
 	struct worker *w = sched_worker();
 
+	if (hook_traced(INTROSPECT_EV_UNPARK))
+		tracebuf_put(w ? w->id : -1, INTROSPECT_EV_UNPARK, t->id,
+			     w && !w->in_timers && w->current ? w->current->id
+							      : 0,
+			     0);
+	if (!hook_subscribed(INTROSPECT_EV_UNPARK))
+		return;
 	if (w && w->in_timers) {
 		/* timers_run flushes before this can fill (timers_defer_full) */
 		w->unpark_defer[w->nunpark_defer].task = t;
@@ -1047,10 +1063,13 @@ static _Noreturn void task_exit(void)
 	struct task *t = w->current;
 
 	if (hook_on(INTROSPECT_EV_EXIT)) {
+		if (hook_traced(INTROSPECT_EV_EXIT))
+			tracebuf_put(w->id, INTROSPECT_EV_EXIT, t->id, 0, 0);
 		struct introspect_event_info ev = {
 			.event = INTROSPECT_EV_EXIT, .task = t, .id = t->id,
 		};
-		hooks_emit(&ev);
+		if (hook_subscribed(INTROSPECT_EV_EXIT))
+			hooks_emit(&ev);
 	}
 	if (unlikely(atomic_load_explicit(&snapshot_gate.active,
 					  memory_order_relaxed)))
@@ -1188,11 +1207,16 @@ static uint64_t spawn(const char *name, void (*fn)(void *), void *arg,
 	snapshot_task_born(t);
 	switch_init_stack(&t->ctx, (void *)t, task_main, t);
 	if (hook_on(INTROSPECT_EV_SPAWN)) {
+		struct worker *self = sched_worker();
+		if (hook_traced(INTROSPECT_EV_SPAWN))
+			tracebuf_put(self ? self->id : -1, INTROSPECT_EV_SPAWN,
+				     t->id, parent ? parent->id : 0, 0);
 		struct introspect_event_info ev = {
 			.event = INTROSPECT_EV_SPAWN, .task = t, .id = t->id,
 			.other = parent, .other_id = parent ? parent->id : 0,
 		};
-		hooks_emit(&ev);
+		if (hook_subscribed(INTROSPECT_EV_SPAWN))
+			hooks_emit(&ev);
 	}
 	task_set_state(t, TASK_DEAD, TASK_RUNNABLE, memory_order_relaxed);
 	atomic_store_explicit(&w->nspawned,
@@ -1734,10 +1758,13 @@ static struct task *watch_take(struct worker *w)
 static struct task *idle_block(struct worker *w)
 {
 	if (unlikely(hook_on(INTROSPECT_EV_IDLE))) {
+		if (hook_traced(INTROSPECT_EV_IDLE))
+			tracebuf_put(w->id, INTROSPECT_EV_IDLE, 0, 0, 0);
 		struct introspect_event_info ev = {
 			.event = INTROSPECT_EV_IDLE, .worker = w->id,
 		};
-		hooks_emit(&ev);
+		if (hook_subscribed(INTROSPECT_EV_IDLE))
+			hooks_emit(&ev);
 	}
 	for (;;) {
 		idle_push(w);
@@ -1937,10 +1964,13 @@ static void worker_event(struct worker *w, enum introspect_event e)
 {
 	if (!hook_on(e))
 		return;
+	if (hook_traced(e))
+		tracebuf_put(w->id, e, 0, 0, 0);
 	struct introspect_event_info ev = {
 		.event = e, .worker = w->id, .tid = (int)gettid(),
 	};
-	hooks_emit(&ev);
+	if (hook_subscribed(e))
+		hooks_emit(&ev);
 }
 
 /* The runtime started a thread (worker index, -1 for the monitor): on

@@ -7,7 +7,8 @@
  *
  *   1. Ping-pong, a sleeper and a blocking call traced: well-formed JSON;
  *      events in time order; every slice with a duration >= 0; every
- *      flow start with its end and no end without a start; a track per
+ *      flow start with its end and no end without a start, none ending
+ *      before it starts; no two slices overlapping on a track; a track per
  *      worker and per task; the states the tasks were in ("chan
  *      receive", "sleep", "syscall", "running", "runnable"); wake-up
  *      flows; creations and exits.
@@ -31,7 +32,7 @@ static const char checker[] =
 	"d = json.load(open(sys.argv[1]))\n"
 	"ev = d['traceEvents']\n"
 	"last = -1.0; starts = {}; ends = {}; states = set(); flows = 0\n"
-	"workers = set(); tasks = set(); created = exits = 0\n"
+	"workers = set(); tasks = set(); created = exits = 0; busy = {}\n"
 	"for e in ev:\n"
 	"  ph = e['ph']\n"
 	"  if ph == 'M':\n"
@@ -44,10 +45,14 @@ static const char checker[] =
 	"  if ph == 'X':\n"
 	"    if float(e['dur']) < 0: print('bad: dur', e); sys.exit()\n"
 	"    if e['pid'] == 2: states.add(e['name'])\n"
+	"    k = (e['pid'], e['tid'])\n"
+	"    if ts < busy.get(k, -1.0) - 0.0015: print('bad: overlap on a track', e); sys.exit()\n"
+	"    busy[k] = ts + float(e['dur'])\n"
 	"    if e['pid'] == 1 and e['tid'] not in workers: print('bad: no worker track', e); sys.exit()\n"
 	"  elif ph == 's': starts[e['id']] = e\n"
 	"  elif ph == 'f':\n"
 	"    if e['id'] not in starts: print('bad: flow end before start', e); sys.exit()\n"
+	"    if float(starts[e['id']]['ts']) > ts: print('bad: flow goes back', e); sys.exit()\n"
 	"    ends[e['id']] = e; flows += 1\n"
 	"  elif ph == 'i':\n"
 	"    created += e['name'] == 'created'; exits += e['name'] == 'exit'\n"
