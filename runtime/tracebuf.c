@@ -35,9 +35,10 @@
  * before it looks for its ring and clears the mark after the write; the
  * end takes every ring away, then runs an expedited membarrier and waits
  * for each mark to drop (the asymmetric store-buffer pattern of hooks.c;
- * without membarrier the writer pays a full fence instead).  A ring is
- * allocated by its worker's first event of a trace, so workers the
- * monitor adds mid-trace record too.  Threads that are not workers
+ * without membarrier the writer pays a full fence instead).  The begin
+ * allocates a ring for each running worker; a worker without one (the
+ * monitor added it, or the trace began before co_run) allocates its own
+ * at its first event.  Threads that are not workers
  * (a task readied from a plain thread) share one ring under a mutex.
  *
  * Rejected: rings owned by struct worker (a trace may start before
@@ -81,12 +82,19 @@ static struct {
 	char pad[60];
 } mark[TRACEBUF_WORKERS] __attribute__((aligned(64)));
 
+/* A ring with its pages touched: a fresh mapping faults a page in per
+ * 128 events on first use, which cost a short trace more than the
+ * recording did. */
 static struct tracebuf_ring *ring_new(uint64_t cap)
 {
-	struct tracebuf_ring *r =
-		calloc(1, sizeof(*r) + cap * sizeof(struct introspect_trace_ev));
-	if (r)
+	size_t size = sizeof(struct tracebuf_ring) +
+		      cap * sizeof(struct introspect_trace_ev);
+	struct tracebuf_ring *r = malloc(size);
+
+	if (r) {
+		memset(r, 0, size);
 		r->mask = cap - 1;
+	}
 	return r;
 }
 
@@ -168,6 +176,16 @@ int introspect_trace_begin(size_t ring_events)
 	} else {
 		B.cap = ring_events;
 		B.on = true;
+		/* The running workers' rings now, off their paths; workers
+		 * added later make theirs at their first event. */
+		int nw = sched_nworkers();
+		for (int w = 0; w < nw && w < TRACEBUF_WORKERS; w++) {
+			struct tracebuf_ring *r = ring_new(ring_events);
+			if (!r)
+				break;
+			atomic_store_explicit(&rings[w], r,
+					      memory_order_release);
+		}
 	}
 	pthread_mutex_unlock(&B.lock);
 	if (!err)
