@@ -289,6 +289,81 @@ static void task_lc(void *arg)
 	lc_note('1');
 }
 
+/* The trace's recorder (tracebuf.c) beside a subscriber: a ping-pong
+ * recorded into rings of 64 events.  Each ring keeps its last 64, oldest
+ * first and in time order; the rest are counted as dropped; every unpark
+ * got a time (the next event's); the subscriber still sees every park. */
+static co_chan *rec_ping, *rec_pong;
+
+static void task_rec_partner(void *arg)
+{
+	int v;
+	(void)arg;
+	while (co_chan_recv(rec_ping, &v) == 0)
+		co_chan_send(rec_pong, &v);
+}
+
+static void task_main_recorded(void *arg)
+{
+	(void)arg;
+	rec_ping = co_chan_new(sizeof(int), 0);
+	rec_pong = co_chan_new(sizeof(int), 0);
+	CHECK(co_go(task_rec_partner, NULL) != 0);
+	for (int i = 0; i < 1000; i++) {
+		int v = i;
+		co_chan_send(rec_ping, &v);
+		co_chan_recv(rec_pong, &v);
+	}
+	co_chan_close(rec_ping);
+	CHECK(tu_wait_num_tasks(1, 5 * TU_SEC));
+	co_chan_free(rec_ping);
+	co_chan_free(rec_pong);
+}
+
+static void test_hooks_trace_recorder(void **state)
+{
+	struct introspect_trace_ev *ev = NULL;
+	size_t n = 99;
+	uint64_t dropped = 0;
+	(void)state;
+
+	assert_int_equal(introspect_trace_end(&ev, &n, &dropped), -EINVAL);
+	assert_int_equal(introspect_trace_begin(0), -EINVAL);
+	assert_int_equal(introspect_trace_begin(48), -EINVAL);
+	memset(&A, 0, sizeof(A));
+	int a = introspect_subscribe(INTROSPECT_EV(INTROSPECT_EV_PARK),
+				     count_hook, &A);
+	assert_true(a >= 0);
+	assert_int_equal(introspect_trace_begin(64), 0);
+	assert_int_equal(introspect_trace_begin(64), -EBUSY);
+	tu_run(task_main_recorded, NULL);
+	assert_int_equal(introspect_trace_end(&ev, &n, &dropped), 0);
+	introspect_unsubscribe(a);
+	assert_true(atomic_load(&A.ev[INTROSPECT_EV_PARK]) >= 2000);
+	assert_int_equal(atomic_load(&A.bad), 0);
+	/* Two round trips' parks per worker at least were kept, far more
+	 * were dropped, and no ring holds more than 64. */
+	assert_true(n >= 64 && dropped > 4000);
+	long runs = 0, unparks = 0;
+	for (size_t i = 0; i < n; i++) {
+		assert_true(ev[i].ts != 0);
+		assert_true(ev[i].type >= 0 && ev[i].type < INTROSPECT_NEVENTS);
+		runs += ev[i].type == INTROSPECT_EV_RUN;
+		unparks += ev[i].type == INTROSPECT_EV_UNPARK;
+		if (ev[i].type == INTROSPECT_EV_UNPARK && ev[i].worker >= 0)
+			assert_true(ev[i].other != 0); /* a task woke it */
+		/* A ring's events come in time order. */
+		if (i && ev[i].worker == ev[i - 1].worker)
+			assert_true(ev[i].ts >= ev[i - 1].ts);
+	}
+	assert_true(runs > 0 && unparks > 0);
+	free(ev);
+	/* Ended: a new trace can begin, and end with what little ran. */
+	assert_int_equal(introspect_trace_begin(2), 0);
+	assert_int_equal(introspect_trace_end(&ev, &n, &dropped), 0);
+	free(ev);
+}
+
 static void test_hooks_lifecycle(void **state)
 {
 	(void)state;
@@ -318,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_hooks_park_unpark_block),
 		cmocka_unit_test(test_hooks_contention_mutex_and_rwmutex),
 		cmocka_unit_test(test_hooks_worker_start_stop),
+		cmocka_unit_test(test_hooks_trace_recorder),
 		cmocka_unit_test(test_hooks_lifecycle),
 	};
 	return cmocka_run_group_tests_name("runtime.hooks", tests, NULL, NULL);
