@@ -370,8 +370,23 @@ void sched_cpu_relax(void) { cpu_relax(); }
  * Spinlocks
  * ---------------------------------------------------------------------- */
 
+/*
+ * A waiter that loses the race for a freed lock backs off for a random
+ * number of pauses below a window that doubles with each loss (up to
+ * SPIN_BACKOFF_MAX), before it watches the lock again.  Without it every
+ * waiter that saw the release tries its exchange at once: a release
+ * handed over among W waiters moves the lock's line W times (the herd of
+ * docs/design.md, "Many workers"); with it, the losers spread out and a
+ * hand-off costs a few transfers whatever W is.  The first try after a
+ * release is not delayed, so a lock with one waiter (2 workers) pays
+ * nothing.
+ */
+#define SPIN_BACKOFF_MAX 256
+
 void spin_lock_slow(spinlock *l)
 {
+	uint32_t window = 4;
+
 	for (int i = 0;; i++) {
 		while (atomic_load_explicit(&l->locked, memory_order_relaxed)) {
 			if (i++ < 1000) {
@@ -385,6 +400,10 @@ void spin_lock_slow(spinlock *l)
 		if (!atomic_exchange_explicit(&l->locked, 1,
 					      memory_order_acquire))
 			return;
+		for (uint32_t n = sched_rand() & (window - 1); n > 0; n--)
+			cpu_relax();
+		if (window < SPIN_BACKOFF_MAX)
+			window *= 2;
 	}
 }
 
