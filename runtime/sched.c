@@ -107,6 +107,7 @@
 #define SPIN_NS 50000         /* how long an idle worker spins for work */
 #define SPIN_PAUSE_NS 5000    /* ... of which pausing, before yielding */
 #define RUNNEXT_STEAL_NS 40000 /* before a thief takes a runnext task */
+#define RUNNEXT_STEAL_IDLE_NS 5000 /* ... when several workers look for work */
 #define ID_BATCH 16           /* task ids a worker reserves at once (Go: 16) */
 #define MONITOR_EXTRA_MAX 256  /* workers the monitor may add */
 #define CO_RUN_RECLAIM_NS 1000000000 /* the next co_run waits this long
@@ -553,6 +554,17 @@ static bool runq_empty(struct worker *w)
  * 70 M/s together).  Go waits about 3 us; we wait longer, still within a
  * spinning thief's budget (SPIN_NS), so a woken task whose waker keeps
  * running is picked up after at most that long.
+ *
+ * Unless several workers have nothing to do: then the wait is
+ * RUNNEXT_STEAL_IDLE_NS, Go's order of magnitude.  That is the worker
+ * pool's convoy (docs/design.md, "Many workers"): the producer, readied
+ * into the runnext of a pool task that does not park, waits there while
+ * the job buffer drains, and every pool task parks.  With 16 workers the
+ * buffer drains in 5 us, well inside 40, and one worker after another
+ * goes idle; the second idle one moves the producer.  A pair streaming
+ * through a buffer keeps its 40 us while at most one worker is idle (two
+ * workers: always), and pairs that switch are never taken (the switch
+ * count moves).
  */
 static struct task *steal_runnext(struct worker *w, struct worker *victim)
 {
@@ -568,7 +580,13 @@ static struct task *steal_runnext(struct worker *w, struct worker *victim)
 		w->rn_since = co_now();
 		return NULL;
 	}
-	if (co_now() - w->rn_since < RUNNEXT_STEAL_NS)
+	int64_t hold = atomic_load_explicit(&S.nidle, memory_order_relaxed) +
+				       atomic_load_explicit(&S.nspinning,
+							    memory_order_relaxed) >=
+			       2
+		       ? RUNNEXT_STEAL_IDLE_NS
+		       : RUNNEXT_STEAL_NS;
+	if (co_now() - w->rn_since < hold)
 		return NULL;
 	/* The victim has run one task for a while: whatever waits in its
 	 * runnext or yield slot would wait for as long as that task runs. */
