@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hooks.c - the runtime's events and their subscribers: where the
- * profilers (block, mutex, trace, ...) attach (the protocol is in
- * introspect.h, "Events").
+ * profilers (block, mutex, threadcreate, CPU, ...) attach (the protocol
+ * is in introspect.h, "Events").
  *
  * The cost when nobody listens is one relaxed load of hooks_events, a
  * word every core keeps in its cache, and one predictable branch at each
  * event site (hook_on in runtime.h).  With listeners, an event walks the
- * few subscriber slots and calls each whose mask has the event.
+ * few subscriber slots and calls each whose mask has the event.  The
+ * execution trace's recorder (tracebuf.c) is not a subscriber: its events
+ * join hooks_events so that the same branch is taken, and the event site
+ * writes them to the recorder directly (hook_traced) and to subscribers
+ * only if one wants them (hook_subscribed).
  *
  * Lifetime.  A slot is published with a release store of its function
  * and found with an acquire load.  Unsubscribing clears the slot and the
