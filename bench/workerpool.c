@@ -19,8 +19,20 @@
  * hand, any COPPER_PROCS.  Twin: bench/go/workerpool, with the same
  * constants, hash and channel capacities under the same GOMAXPROCS.
  *
- * Output: workerpool_p<procs>: <millions> Mjobs/s
+ * With BENCH_PARKS=1 the block profile records every wait (rate 1) and
+ * a second line gives the parks per 1,000 jobs, summed over the
+ * profile's records; the twin counts with Go's block profile the same
+ * way.  That is the design table's "parks per job" measured on both
+ * runtimes (bench/run's workerpool_parks rows; the rate is not the
+ * point of that run, the profile slows it).
+ *
+ * Output: workerpool_p<procs>: <millions> Mjobs/s; with BENCH_PARKS=1
+ * workerpool_p<procs>_prof (the rate with the profile on) and
+ * workerpool_p<procs>_parks: <n> parks/kjob.
  */
+#include <stdbool.h>
+#include <sys/mman.h>
+
 #include "bench.h"
 
 #define N 2000000        /* jobs */
@@ -71,6 +83,29 @@ static void task_pool(void *arg)
 	BENCH_CHECK(co_wg_done(&done));
 }
 
+/* Waits the block profile recorded: the sum of its records' counts
+ * (debug=1 lines "<cycles> <count> @ <pcs>"). */
+static uint64_t block_parks(void)
+{
+	int fd = memfd_create("block", MFD_CLOEXEC);
+	unsigned long long cycles, count;
+	uint64_t sum = 0;
+	char line[4096];
+	FILE *f;
+
+	if (fd < 0)
+		bench_fail("memfd_create: %s", strerror(errno));
+	BENCH_CHECK(co_profile_write(co_profile_lookup("block"), fd, 1));
+	lseek(fd, 0, SEEK_SET);
+	if (!(f = fdopen(fd, "r")))
+		bench_fail("fdopen: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llu %llu @", &cycles, &count) == 2)
+			sum += count;
+	fclose(f);
+	return sum;
+}
+
 static void task_main(void *arg)
 {
 	int tasks = TASKS_PER_WORKER * bench_procs();
@@ -80,6 +115,10 @@ static void task_main(void *arg)
 
 	(void)arg;
 	n = bench_scaled(N);
+	const char *pk = getenv("BENCH_PARKS");
+	bool parks = pk && strcmp(pk, "1") == 0;
+	if (parks)
+		co_set_block_profile_rate(1);
 	jobs = co_chan_new(sizeof(uint64_t), JOBS_CAP);
 	results = co_chan_new(sizeof(struct result), RESULTS_CAP);
 	if (jobs == NULL || results == NULL)
@@ -106,8 +145,15 @@ static void task_main(void *arg)
 	BENCH_CHECK(co_wg_wait(&done));
 	co_chan_free(jobs);
 	co_chan_free(results);
-	snprintf(metric, sizeof(metric), "workerpool_p%d", bench_procs());
+	snprintf(metric, sizeof(metric), "workerpool_p%d%s", bench_procs(),
+		 parks ? "_prof" : "");
 	bench_report(metric, (double)n * 1e3 / (double)elapsed, "Mjobs/s");
+	if (parks) {
+		snprintf(metric, sizeof(metric), "workerpool_p%d_parks",
+			 bench_procs());
+		bench_report(metric, (double)block_parks() * 1e3 / (double)n,
+			     "parks/kjob");
+	}
 }
 
 int main(void)

@@ -7,11 +7,19 @@
 // receives N results, checks the sum of the job numbers and reports jobs
 // per second, spawning included.
 //
-// Output: workerpool_p<procs>: <millions> Mjobs/s
+// With BENCH_PARKS=1 the block profile records every wait (rate 1) and a
+// second line gives the parks per 1,000 jobs, the sum of its records'
+// counts, as bench/workerpool.c does with Copper's.
+//
+// Output: workerpool_p<procs>: <millions> Mjobs/s; with BENCH_PARKS=1
+// workerpool_p<procs>_prof (the rate with the profile on) and
+// workerpool_p<procs>_parks: <n> parks/kjob.
 package main
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -63,6 +71,10 @@ func pool() {
 
 func main() {
 	n = benchutil.Scaled(n0)
+	parks := os.Getenv("BENCH_PARKS") == "1"
+	if parks {
+		runtime.SetBlockProfileRate(1)
+	}
 	tasks := tasksPerWorker * benchutil.Procs()
 	done.Add(tasks)
 
@@ -81,6 +93,26 @@ func main() {
 		benchutil.Fail("results sum to %d, want %d", sum, want)
 	}
 	done.Wait()
-	benchutil.Report(fmt.Sprintf("workerpool_p%d", benchutil.Procs()),
+	suffix := ""
+	if parks {
+		suffix = "_prof"
+	}
+	benchutil.Report(fmt.Sprintf("workerpool_p%d%s", benchutil.Procs(), suffix),
 		float64(n)*1e3/float64(elapsed.Nanoseconds()), "Mjobs/s")
+	if parks {
+		var sum int64
+		records := make([]runtime.BlockProfileRecord, 64)
+		for {
+			k, ok := runtime.BlockProfile(records)
+			if ok {
+				for _, r := range records[:k] {
+					sum += r.Count
+				}
+				break
+			}
+			records = make([]runtime.BlockProfileRecord, 2*k)
+		}
+		benchutil.Report(fmt.Sprintf("workerpool_p%d_parks", benchutil.Procs()),
+			float64(sum)*1e3/float64(n), "parks/kjob")
+	}
 }
