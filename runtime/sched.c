@@ -580,12 +580,9 @@ static struct task *steal_runnext(struct worker *w, struct worker *victim)
 		w->rn_since = co_now();
 		return NULL;
 	}
-	int64_t hold = atomic_load_explicit(&S.nidle, memory_order_relaxed) +
-				       atomic_load_explicit(&S.nspinning,
-							    memory_order_relaxed) >=
-			       2
-		       ? RUNNEXT_STEAL_IDLE_NS
-		       : RUNNEXT_STEAL_NS;
+	int looking = atomic_load_explicit(&S.nidle, memory_order_relaxed) +
+		      atomic_load_explicit(&S.nspinning, memory_order_relaxed);
+	int64_t hold = looking >= 2 ? RUNNEXT_STEAL_IDLE_NS : RUNNEXT_STEAL_NS;
 	if (co_now() - w->rn_since < hold)
 		return NULL;
 	/* The victim has run one task for a while: whatever waits in its
