@@ -122,10 +122,11 @@ static inline int pt_memfd_read(int fd, struct pt_buf *b)
 }
 
 /*
- * Writes the goroutine profile at debug into memory; returns what
- * co_profile_write returned (or a memfd error).  Safe inside a task.
+ * Writes profile name at debug into memory; returns what co_profile_write
+ * returned (or a memfd error).  Safe inside a task.
  */
-static inline int pt_capture(int debug, struct pt_buf *b)
+static inline int pt_capture_profile(const char *name, int debug,
+				     struct pt_buf *b)
 {
 	int fd = pt_memfd(), err;
 
@@ -133,11 +134,17 @@ static inline int pt_capture(int debug, struct pt_buf *b)
 	b->len = 0;
 	if (fd < 0)
 		return -errno;
-	err = co_profile_write(co_profile_lookup("goroutine"), fd, debug);
+	err = co_profile_write(co_profile_lookup(name), fd, debug);
 	if (err == 0)
 		err = pt_memfd_read(fd, b);
 	close(fd);
 	return err;
+}
+
+/* The goroutine profile at debug into memory (pt_capture_profile). */
+static inline int pt_capture(int debug, struct pt_buf *b)
+{
+	return pt_capture_profile("goroutine", debug, b);
 }
 
 /* co_dump_json into memory. */

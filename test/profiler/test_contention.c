@@ -157,22 +157,6 @@ out_re:
 	return ok;
 }
 
-/* Writes profile name at debug into b. */
-static int capture(const char *name, int debug, struct pt_buf *b)
-{
-	int fd = pt_memfd(), err;
-
-	b->data = NULL;
-	b->len = 0;
-	if (fd < 0)
-		return -errno;
-	err = co_profile_write(co_profile_lookup(name), fd, debug);
-	if (err == 0)
-		err = pt_memfd_read(fd, b);
-	close(fd);
-	return err;
-}
-
 /* The sums for fn in profile name (block or mutex), asserting the layout. */
 static struct cont_sum sum_of(const char *name, const char *fn,
 			      const char *labels)
@@ -181,7 +165,7 @@ static struct cont_sum sum_of(const char *name, const char *fn,
 	struct cont_sum s;
 	char err[256];
 
-	assert_int_equal(capture(name, 1, &b), 0);
+	assert_int_equal(pt_capture_profile(name, 1, &b), 0);
 	if (!cont_parse(b.data, strcmp(name, "mutex") == 0, fn, labels, &s,
 			err, sizeof(err)))
 		fail_msg("%s debug=1: %s\n%s", name, err, b.data);
@@ -445,7 +429,7 @@ static void test_mutex_fraction_negative_einval_previous(void **state)
 	assert_int_equal(co_set_mutex_profile_fraction(-7), CO_EINVAL);
 	assert_int_equal(co_set_mutex_profile_fraction(0), 5);
 	struct pt_buf b;
-	assert_int_equal(capture("mutex", 1, &b), 0);
+	assert_int_equal(pt_capture_profile("mutex", 1, &b), 0);
 	assert_non_null(strstr(b.data, "\nsampling period=0\n"));
 	pt_buf_free(&b);
 	/* debug=2 is not a level these profiles have (Go prints 1). */
@@ -464,7 +448,7 @@ static void go_pprof(const char *name, const char *flag, struct pt_buf *out)
 	char path[] = "/tmp/test_contention_XXXXXX.pb.gz", cmd[512];
 	struct pt_buf b;
 
-	assert_int_equal(capture(name, 0, &b), 0);
+	assert_int_equal(pt_capture_profile(name, 0, &b), 0);
 	assert_true(b.len > 2 && (unsigned char)b.data[0] == 0x1f &&
 		    (unsigned char)b.data[1] == 0x8b);
 	assert_int_equal(pt_write_temp(path, 6, b.data, b.len), 0);
@@ -708,7 +692,7 @@ static void test_threadcreate_counts_runtime_threads(void **state)
 	tu_setenv("COPPER_SIGDUMP", NULL);
 	tu_setenv("COPPER_PROCS", NULL);
 
-	assert_int_equal(capture("threadcreate", 1, &b), 0);
+	assert_int_equal(pt_capture_profile("threadcreate", 1, &b), 0);
 	snprintf(want, sizeof(want), "threadcreate profile: total %d\n",
 		 co_profile_count(p));
 	assert_true(strncmp(b.data, want, strlen(want)) == 0);

@@ -272,28 +272,13 @@ static struct site_sum site_sum(const struct heap_text *h, const char *fn,
 	return site_sum_sized(h, fn, leaf, 0);
 }
 
-static int capture(const char *name, int debug, struct pt_buf *b)
-{
-	int fd = pt_memfd(), err;
-
-	b->data = NULL;
-	b->len = 0;
-	if (fd < 0)
-		return -errno;
-	err = co_profile_write(co_profile_lookup(name), fd, debug);
-	if (err == 0)
-		err = pt_memfd_read(fd, b);
-	close(fd);
-	return err;
-}
-
 /* The heap profile's debug=1 text, parsed; fails the case on error.
  * Only on the cmocka thread. */
 static void heap_read(struct heap_text *h)
 {
 	struct pt_buf b;
 
-	assert_int_equal(capture("heap", 1, &b), 0);
+	assert_int_equal(pt_capture_profile("heap", 1, &b), 0);
 	if (!heap_parse(b.data, h))
 		fail_msg("heap debug=1: %s\n%s", h->err, b.data);
 	pt_buf_free(&b);
@@ -309,7 +294,7 @@ static void check_unavailable(void)
 	struct pt_buf b;
 
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(capture(names[i], 1, &b), 0);
+		assert_int_equal(pt_capture_profile(names[i], 1, &b), 0);
 		assert_non_null(strstr(b.data, "\n# heap profiling is "
 						"unavailable: this build uses "
 						"AddressSanitizer"));
@@ -481,7 +466,7 @@ static int go_pprof(const char *name, const char *flags, struct pt_buf *out)
 	struct pt_buf pb;
 	int st;
 
-	assert_int_equal(capture(name, 0, &pb), 0);
+	assert_int_equal(pt_capture_profile(name, 0, &pb), 0);
 	assert_int_equal(pt_write_temp(path, 6, pb.data, pb.len), 0);
 	pt_buf_free(&pb);
 	snprintf(cmd, sizeof(cmd), "go tool pprof %s %s", flags, path);
@@ -861,7 +846,7 @@ static void test_heap_debug1_format(void **state)
 	for (int i = 0; i < 64; i++)
 		keep[i] = site_fmt(1000 + (size_t)i);
 	co_set_mem_profile_rate(RATE_DEFAULT);
-	assert_int_equal(capture("heap", 1, &b), 0);
+	assert_int_equal(pt_capture_profile("heap", 1, &b), 0);
 #ifdef TU_ASAN
 	assert_non_null(strstr(b.data, "heap profiling is unavailable"));
 #endif
@@ -891,9 +876,9 @@ static void test_heap_debug1_format(void **state)
 	assert_non_null(strstr(t, "\n# MaxRSS = "));
 	assert_int_equal(b.data[b.len - 1], '\n');
 	/* debug=2 is debug=1; allocs has the same text. */
-	assert_int_equal(capture("heap", 2, &b2), 0);
+	assert_int_equal(pt_capture_profile("heap", 2, &b2), 0);
 	assert_int_equal(strncmp(b2.data, "heap profile: ", 14), 0);
-	assert_int_equal(capture("allocs", 1, &a), 0);
+	assert_int_equal(pt_capture_profile("allocs", 1, &a), 0);
 	assert_int_equal(strncmp(a.data, "heap profile: ", 14), 0);
 	pt_buf_free(&b);
 	pt_buf_free(&b2);
@@ -912,7 +897,7 @@ static void check_proto(const char *name, bool allocs)
 		{"alloc_objects", "count"}, {"alloc_space", "bytes"},
 		{"inuse_objects", "count"}, {"inuse_space", "bytes"}};
 
-	assert_int_equal(capture(name, 0, &b), 0);
+	assert_int_equal(pt_capture_profile(name, 0, &b), 0);
 	p = pt_decode(b.data, b.len, err, sizeof(err));
 	if (!p)
 		fail_msg("%s: %s", name, err);
