@@ -294,6 +294,7 @@ static void task_lc(void *arg)
  * first and in time order; the rest are counted as dropped; every unpark
  * got a time (the next event's); the subscriber still sees every park. */
 static co_chan *rec_ping, *rec_pong;
+static co_wg rec_done;
 
 static void task_rec_partner(void *arg)
 {
@@ -301,6 +302,7 @@ static void task_rec_partner(void *arg)
 	(void)arg;
 	while (co_chan_recv(rec_ping, &v) == 0)
 		co_chan_send(rec_pong, &v);
+	co_wg_done(&rec_done);
 }
 
 static void task_main_recorded(void *arg)
@@ -308,6 +310,8 @@ static void task_main_recorded(void *arg)
 	(void)arg;
 	rec_ping = co_chan_new(sizeof(int), 0);
 	rec_pong = co_chan_new(sizeof(int), 0);
+	co_wg_init(&rec_done);
+	co_wg_add(&rec_done, 1);
 	CHECK(co_go(task_rec_partner, NULL) != 0);
 	for (int i = 0; i < 1000; i++) {
 		int v = i;
@@ -315,6 +319,7 @@ static void task_main_recorded(void *arg)
 		co_chan_recv(rec_pong, &v);
 	}
 	co_chan_close(rec_ping);
+	co_wg_wait(&rec_done); /* a task's wake-up among the last events */
 	CHECK(tu_wait_num_tasks(1, 5 * TU_SEC));
 	co_chan_free(rec_ping);
 	co_chan_free(rec_pong);
