@@ -55,7 +55,7 @@
 #include "runtime/introspect.h"
 
 #define TRACE_RING 65536          /* events kept per worker */
-#define TRACE_RINGS_MAX 1024      /* worker indexes traced */
+#define TRACE_RINGS_MAX INTROSPECT_WORKERS_MAX /* worker indexes traced */
 
 /* A recorder's event (ts made ns since the start) and its place in the
  * rings, which breaks ties in time: a run takes its park's time, an
@@ -202,7 +202,8 @@ struct task_state {
 	const char *state;         /* NULL: none open */
 	uint64_t flow;             /* a wake-up to end at its next run */
 	size_t flow_start;         /* ... the index of its start slice */
-	bool parked;               /* parked, not run since */
+	bool parked;               /* parked, not run since, */
+	int64_t parked_at;         /* ... at this time */
 	bool woken;                /* ... and its wake-up was seen */
 	bool owed;                 /* ran before its wake-up's time */
 	int64_t owed_ts;           /* ... at this time */
@@ -215,8 +216,23 @@ struct tasks {
 	size_t n;
 };
 
+/* The slot of id's task: a pointer stays good until a task_get of an id
+ * not yet seen (which may grow the table). */
+static struct task_state *task_find(struct tasks *t, uint64_t id)
+{
+	size_t h = (id * 0x9e3779b97f4a7c15ull) & (t->cap - 1);
+
+	while (t->v[h].used && t->v[h].id != id)
+		h = (h + 1) & (t->cap - 1);
+	return &t->v[h];
+}
+
 static struct task_state *task_get(struct tasks *t, uint64_t id)
 {
+	struct task_state *ts;
+
+	if (t->cap && (ts = task_find(t, id))->used)
+		return ts;
 	if ((t->n + 1) * 2 > t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 1024;
 		struct task_state *v = calloc(cap, sizeof(*v));
@@ -234,14 +250,10 @@ static struct task_state *task_get(struct tasks *t, uint64_t id)
 		t->v = v;
 		t->cap = cap;
 	}
-	size_t h = (id * 0x9e3779b97f4a7c15ull) & (t->cap - 1);
-	while (t->v[h].used && t->v[h].id != id)
-		h = (h + 1) & (t->cap - 1);
-	if (!t->v[h].used) {
-		t->v[h] = (struct task_state){.id = id, .used = true};
-		t->n++;
-	}
-	return &t->v[h];
+	ts = task_find(t, id);
+	*ts = (struct task_state){.id = id, .used = true};
+	t->n++;
+	return ts;
 }
 
 /* Closes the task's open state at ts and opens state (NULL: none). */
@@ -320,6 +332,14 @@ static int trace_write(struct trace_ev *ev, size_t n, uint64_t dropped,
 	o->fd = fd;
 	o->err = 0;
 	o->len = 0;
+	/* Where rings dropped events, a wake-up before the newest first
+	 * kept event may be gone: a run seen without its wake-up is owed one
+	 * (below) only after that. */
+	int64_t complete_from = INT64_MIN;
+	for (size_t i = 0; dropped && i < n; i++)
+		if ((i == 0 || ev[i].e.worker != ev[i - 1].e.worker) &&
+		    ev[i].e.ts > complete_from)
+			complete_from = ev[i].e.ts;
 	if (n)
 		qsort(ev, n, sizeof(*ev), cmp_ev);
 	for (size_t i = 0; i < n; i++) {
@@ -361,7 +381,8 @@ static int trace_write(struct trace_ev *ev, size_t n, uint64_t dropped,
 			task_to(&s, ts, e->ts, "running");
 			/* Woken on another worker, whose unpark is stamped
 			 * at the waker's next switch, after this. */
-			if (ts->parked && !ts->woken) {
+			if (ts->parked && !ts->woken &&
+			    ts->parked_at >= complete_from) {
 				ts->owed = true;
 				ts->owed_ts = e->ts;
 			}
@@ -378,6 +399,7 @@ static int trace_write(struct trace_ev *ev, size_t n, uint64_t dropped,
 				task_to(&s, ts, e->ts,
 					introspect_reason_name(e->reason));
 				ts->parked = true;
+				ts->parked_at = e->ts;
 				ts->woken = false;
 			}
 			if (wk && wk->task == e->id)

@@ -16,7 +16,6 @@
 
 #include "runtime.h"
 
-#define PROCS_MAX 1024
 #define STACK_MIN (16u << 10)
 #define STACK_MAX (1u << 30)
 #define STACK_DEFAULT (256u << 10)

@@ -111,11 +111,15 @@ void introspect_unsubscribe(int id) __attribute__((visibility("hidden")));
  * are not workers share one more ring.  Subscribers are not involved:
  * a generic hook cost 2.3x on a ping-pong, the recorder a fraction.
  * ---------------------------------------------------------------------- */
+/* Worker indexes: COPPER_PROCS's 1,024 and the monitor's 256 more. */
+#define INTROSPECT_WORKERS_MAX 1280
+
 struct introspect_trace_ev {
 	int64_t ts;                /* introspect_clock_now(); an unpark on a
 				      worker: the time of that worker's next
-				      event (its next switch), which saves a
-				      clock read (tracebuf.c) */
+				      event (its next switch), or the end's
+				      if none came, which saves a clock read
+				      (tracebuf.c) */
 	uint64_t id;               /* the task (0: none) */
 	uint64_t other;            /* parent (spawn), waker (unpark), 0 */
 	int16_t type;              /* enum introspect_event */

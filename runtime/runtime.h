@@ -254,6 +254,8 @@ CO_INTERNAL void spin_unlock_cb(void *l);
 /* ------------------------------------------------------------------------
  * Configuration (config.c)
  * ---------------------------------------------------------------------- */
+#define PROCS_MAX 1024          /* COPPER_PROCS's bound */
+
 struct config {
 	int procs;              /* COPPER_PROCS, default: CPUs */
 	size_t stack_size;      /* COPPER_STACK_SIZE, usable bytes per task */
@@ -633,10 +635,13 @@ static inline bool hook_traced(enum introspect_event e)
 }
 
 /* The execution trace's recorder (tracebuf.c): the events it records
- * join hooks_events while it runs. */
+ * join hooks_events while it runs.  tracebuf_sched_loop: the worker is
+ * back in its scheduler loop, so its next run is not the same switch as
+ * its last park or exit (and takes its own time). */
 CO_INTERNAL void hooks_set_trace(unsigned events);
 CO_INTERNAL void tracebuf_put(int worker, enum introspect_event type,
 			      uint64_t id, uint64_t other, int reason);
+CO_INTERNAL void tracebuf_sched_loop(int worker);
 
 /* ------------------------------------------------------------------------
  * Single-owner hooks (task.c): label reference counting.  (The

@@ -110,6 +110,8 @@
 #define RUNNEXT_STEAL_IDLE_NS 5000 /* ... when several workers look for work */
 #define ID_BATCH 16           /* task ids a worker reserves at once (Go: 16) */
 #define MONITOR_EXTRA_MAX 256  /* workers the monitor may add */
+_Static_assert(PROCS_MAX + MONITOR_EXTRA_MAX == INTROSPECT_WORKERS_MAX,
+	       "introspect.h's worker bound");
 #define CO_RUN_RECLAIM_NS 1000000000 /* the next co_run waits this long
 					 for threads the last abandoned */
 #define CO_RUN_GRACE_NS 50000000 /* co_run waits this long for workers
@@ -1525,6 +1527,8 @@ static void run_task(struct worker *w, struct task *t)
 	switch_context(&w->sched_ctx, &t->ctx, w);
 	san_switch_finish(w->sched_fake_stack);
 	after_switch(w);
+	if (unlikely(hook_traced(INTROSPECT_EV_RUN)))
+		tracebuf_sched_loop(w->id);
 }
 
 static void uv_poll_nowait(struct worker *w)

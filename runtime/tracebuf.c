@@ -19,8 +19,9 @@
  *
  * The clock is the dearest part left (a counter read costs 9 ns on the
  * VMs here, rdtscp 17 ns, clock_gettime 20): a switch reads it once.  The
- * run that follows a park or an exit on the same worker is the same
- * switch and takes the park's time; an unpark on a worker is written
+ * run that follows a park or an exit on the same worker, with no visit to
+ * the scheduler loop between (tracebuf_sched_loop), is the same switch
+ * and takes the park's time; an unpark on a worker is written
  * unstamped and takes the time of the next event on that worker's ring
  * (the waker's next switch, or the end), filled in when the rings are
  * handed over.  So a wake-up is placed at the end of the waker's slice,
@@ -30,6 +31,9 @@
  * another and then computes for a millisecond, the wake-up shows at the
  * end of that millisecond.  Reading the clock there too cost a
  * ping-pong a third more with the trace on.
+ *
+ * Locks: B.lock, then hooks.c's (begin and end set the event mask under
+ * B.lock, so that the mask and the rings agree).
  *
  * Lifetime.  A worker marks itself busy (mark[w], its own cache line)
  * before it looks for its ring and clears the mark after the write; the
@@ -58,7 +62,8 @@
 #include "introspect.h"
 #include "runtime.h"
 
-#define TRACEBUF_WORKERS 1024     /* worker indexes with a ring */
+#define TRACEBUF_WORKERS INTROSPECT_WORKERS_MAX /* indexes with a ring */
+#define LAST_NONE (-1)            /* last_type: the next run reads the clock */
 
 struct tracebuf_ring {
 	uint64_t n;                   /* events written; the last cap kept */
@@ -119,9 +124,11 @@ static inline void ring_put(struct tracebuf_ring *r, enum introspect_event type,
 {
 	struct introspect_trace_ev *e = &r->ev[r->n & r->mask];
 
-	/* A run right after a park or an exit here is the same switch; an
-	 * unpark on a worker takes the time of the ring's next event. */
-	if (type == INTROSPECT_EV_RUN && r->n &&
+	/* A run right after a park or an exit here is the same switch
+	 * (unless the worker went through its scheduler loop between:
+	 * tracebuf_sched_loop); an unpark on a worker takes the time of the
+	 * ring's next event. */
+	if (type == INTROSPECT_EV_RUN && r->n && worker >= 0 &&
 	    (r->last_type == INTROSPECT_EV_PARK ||
 	     r->last_type == INTROSPECT_EV_EXIT))
 		e->ts = r->ev[(r->n - 1) & r->mask].ts;
@@ -138,6 +145,24 @@ static inline void ring_put(struct tracebuf_ring *r, enum introspect_event type,
 	r->n++;
 }
 
+/* Worker w's ring, with w marked busy (mark_end clears it), or NULL. */
+static inline struct tracebuf_ring *mark_begin(int w)
+{
+	atomic_store_explicit(&mark[w].busy, 1, memory_order_relaxed);
+	if (snapshot_gate.membarrier)
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+	struct tracebuf_ring *r =
+		atomic_load_explicit(&rings[w], memory_order_acquire);
+	return likely(r) ? r : ring_attach(w);
+}
+
+static inline void mark_end(int w)
+{
+	atomic_store_explicit(&mark[w].busy, 0, memory_order_release);
+}
+
 void tracebuf_put(int w, enum introspect_event type, uint64_t id,
 		  uint64_t other, int reason)
 {
@@ -148,18 +173,20 @@ void tracebuf_put(int w, enum introspect_event type, uint64_t id,
 		pthread_mutex_unlock(&B.lock);
 		return;
 	}
-	atomic_store_explicit(&mark[w].busy, 1, memory_order_relaxed);
-	if (snapshot_gate.membarrier)
-		atomic_signal_fence(memory_order_seq_cst);
-	else
-		atomic_thread_fence(memory_order_seq_cst);
-	struct tracebuf_ring *r =
-		atomic_load_explicit(&rings[w], memory_order_acquire);
-	if (unlikely(!r))
-		r = ring_attach(w);
+	struct tracebuf_ring *r = mark_begin(w);
 	if (r)
 		ring_put(r, type, id, other, reason, w);
-	atomic_store_explicit(&mark[w].busy, 0, memory_order_release);
+	mark_end(w);
+}
+
+void tracebuf_sched_loop(int w)
+{
+	if (w < 0 || w >= TRACEBUF_WORKERS)
+		return;
+	struct tracebuf_ring *r = mark_begin(w);
+	if (r)
+		r->last_type = LAST_NONE;
+	mark_end(w);
 }
 
 int introspect_trace_begin(size_t ring_events)
@@ -176,6 +203,15 @@ int introspect_trace_begin(size_t ring_events)
 	} else {
 		B.cap = ring_events;
 		B.on = true;
+		/* Under the lock, so that an end cannot come between. */
+		hooks_set_trace(INTROSPECT_EV(INTROSPECT_EV_SPAWN) |
+				INTROSPECT_EV(INTROSPECT_EV_EXIT) |
+				INTROSPECT_EV(INTROSPECT_EV_PARK) |
+				INTROSPECT_EV(INTROSPECT_EV_UNPARK) |
+				INTROSPECT_EV(INTROSPECT_EV_RUN) |
+				INTROSPECT_EV(INTROSPECT_EV_IDLE) |
+				INTROSPECT_EV(INTROSPECT_EV_WORKER_START) |
+				INTROSPECT_EV(INTROSPECT_EV_WORKER_STOP));
 		/* The running workers' rings now, off their paths; workers
 		 * added later make theirs at their first event. */
 		int nw = sched_nworkers();
@@ -188,15 +224,6 @@ int introspect_trace_begin(size_t ring_events)
 		}
 	}
 	pthread_mutex_unlock(&B.lock);
-	if (!err)
-		hooks_set_trace(INTROSPECT_EV(INTROSPECT_EV_SPAWN) |
-				INTROSPECT_EV(INTROSPECT_EV_EXIT) |
-				INTROSPECT_EV(INTROSPECT_EV_PARK) |
-				INTROSPECT_EV(INTROSPECT_EV_UNPARK) |
-				INTROSPECT_EV(INTROSPECT_EV_RUN) |
-				INTROSPECT_EV(INTROSPECT_EV_IDLE) |
-				INTROSPECT_EV(INTROSPECT_EV_WORKER_START) |
-				INTROSPECT_EV(INTROSPECT_EV_WORKER_STOP));
 	return err;
 }
 

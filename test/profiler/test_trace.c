@@ -8,7 +8,8 @@
  *   1. Ping-pong, a sleeper and a blocking call traced: well-formed JSON;
  *      events in time order; every slice with a duration >= 0; every
  *      flow start with its end and no end without a start, none ending
- *      before it starts; no two slices overlapping on a track; a track per
+ *      before it starts; no two slices overlapping on a track, no task
+ *      running on two workers at once; a track per
  *      worker and per task; the states the tasks were in ("chan
  *      receive", "sleep", "syscall", "running", "runnable"); wake-up
  *      flows; creations and exits.
@@ -32,7 +33,7 @@ static const char checker[] =
 	"d = json.load(open(sys.argv[1]))\n"
 	"ev = d['traceEvents']\n"
 	"last = -1.0; starts = {}; ends = {}; states = set(); flows = 0\n"
-	"workers = set(); tasks = set(); created = exits = 0; busy = {}\n"
+	"workers = set(); tasks = set(); created = exits = 0; busy = {}; ran = {}\n"
 	"for e in ev:\n"
 	"  ph = e['ph']\n"
 	"  if ph == 'M':\n"
@@ -48,6 +49,7 @@ static const char checker[] =
 	"    k = (e['pid'], e['tid'])\n"
 	"    if ts < busy.get(k, -1.0) - 0.0015: print('bad: overlap on a track', e); sys.exit()\n"
 	"    busy[k] = ts + float(e['dur'])\n"
+	"    if e['pid'] == 1 and e['name'].startswith('task '): ran.setdefault(e['name'], []).append((ts, ts + float(e['dur'])))\n"
 	"    if e['pid'] == 1 and e['tid'] not in workers: print('bad: no worker track', e); sys.exit()\n"
 	"  elif ph == 's': starts[e['id']] = e\n"
 	"  elif ph == 'f':\n"
@@ -58,6 +60,10 @@ static const char checker[] =
 	"    created += e['name'] == 'created'; exits += e['name'] == 'exit'\n"
 	"  else: print('bad: phase', e); sys.exit()\n"
 	"if set(starts) != set(ends): print('bad: unbalanced flows'); sys.exit()\n"
+	"for name, spans in ran.items():\n"
+	"  spans.sort()\n"
+	"  for a, b in zip(spans, spans[1:]):\n"
+	"    if b[0] < a[1] - 0.0015: print('bad: two workers run', name, a, b); sys.exit()\n"
 	"if not workers or not tasks: print('bad: tracks'); sys.exit()\n"
 	"print('ok', len(ev), d['otherData']['dropped_events'], '|'.join(sorted(states)).replace(' ', '_'), flows, created, exits)\n";
 
