@@ -16,11 +16,18 @@
  * block and mutex profiles record every wait and the metric ends in _prof
  * (the twin turns Go's on from the same variables).
  *
- * With BENCH_TRACE=1 the execution trace records the round trips (into
- * /dev/null, written after the clock stops) and the metric ends in
- * _trace; the twin runs Go's runtime/trace the same way.
+ * With BENCH_TRACE=1 the run is cut into TRACE_SEGMENTS pairs of
+ * segments, the first of each pair plain, the second with the execution
+ * trace recording into /dev/null (started before its clock starts,
+ * stopped and written after it stops).  The metric ends in _trace (the
+ * traced segments' time per round trip), and _trace_cost is traced time
+ * over plain time: a ratio taken seconds apart in one process, which the
+ * slow phases of a shared VM (minutes long) do not skew the way two
+ * separate runs are skewed.  The twin runs Go's runtime/trace the same
+ * way.
  *
  * Output: pingpong_p<procs>[_prof|_trace]: <ns> ns/op
+ *         [pingpong_p<procs>_trace_cost: <x> x]
  */
 #include <fcntl.h>
 #include <stdbool.h>
@@ -28,6 +35,7 @@
 #include "bench.h"
 
 #define N 1000000 /* round trips */
+#define TRACE_SEGMENTS 4
 
 static co_chan *ping, *pong;
 static co_wg done;
@@ -44,11 +52,27 @@ static void task_pong(void *arg)
 	BENCH_CHECK(co_wg_done(&done));
 }
 
+/* n round trips; returns their time in ns. */
+static int64_t round_trips(long n)
+{
+	int64_t t0 = bench_now();
+
+	for (int i = 0; i < n; i++) {
+		int v = -1;
+
+		BENCH_CHECK(co_chan_send(ping, &i));
+		BENCH_CHECK(co_chan_recv(pong, &v));
+		if (v != i)
+			bench_fail("pong returned %d, want %d", v, i);
+	}
+	return bench_now() - t0;
+}
+
 static void task_main(void *arg)
 {
 	long n = bench_scaled(N);
 	char metric[32];
-	int64_t t0, elapsed;
+	int64_t elapsed, plain = 0;
 
 	(void)arg;
 	ping = co_chan_new(sizeof(int), 0);
@@ -60,26 +84,21 @@ static void task_main(void *arg)
 	BENCH_GO(task_pong, NULL);
 	const char *tr = getenv("BENCH_TRACE");
 	bool trace = tr && strcmp(tr, "1") == 0;
-	int devnull = -1;
 	if (trace) {
-		if ((devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0)
+		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (devnull < 0)
 			bench_fail("/dev/null: %s", strerror(errno));
-		BENCH_CHECK(co_trace_start(devnull));
-	}
-
-	t0 = bench_now();
-	for (int i = 0; i < n; i++) {
-		int v = -1;
-
-		BENCH_CHECK(co_chan_send(ping, &i));
-		BENCH_CHECK(co_chan_recv(pong, &v));
-		if (v != i)
-			bench_fail("pong returned %d, want %d", v, i);
-	}
-	elapsed = bench_now() - t0;
-	if (trace) {
-		BENCH_CHECK(co_trace_stop());
+		n -= n % TRACE_SEGMENTS;
+		elapsed = 0;
+		for (int k = 0; k < TRACE_SEGMENTS; k++) {
+			plain += round_trips(n / TRACE_SEGMENTS);
+			BENCH_CHECK(co_trace_start(devnull));
+			elapsed += round_trips(n / TRACE_SEGMENTS);
+			BENCH_CHECK(co_trace_stop());
+		}
 		close(devnull);
+	} else {
+		elapsed = round_trips(n);
 	}
 
 	BENCH_CHECK(co_chan_close(ping));
@@ -89,6 +108,11 @@ static void task_main(void *arg)
 	snprintf(metric, sizeof(metric), "pingpong_p%d%s", bench_procs(),
 		 trace ? "_trace" : bench_prof_suffix());
 	bench_report(metric, (double)elapsed / n, "ns/op");
+	if (trace) {
+		snprintf(metric, sizeof(metric), "pingpong_p%d_trace_cost",
+			 bench_procs());
+		bench_report(metric, (double)elapsed / (double)plain, "x");
+	}
 }
 
 int main(void)

@@ -643,6 +643,23 @@ CO_INTERNAL void tracebuf_put(int worker, enum introspect_event type,
 			      uint64_t id, uint64_t other, int reason);
 CO_INTERNAL void tracebuf_sched_loop(int worker);
 
+/* The CPU's counter, which introspect_clock_now reads when
+ * sched_clock_counter() says it is the event clock (the kernel's
+ * clocksource is tsc or arch_sys_counter); the first call calibrates. */
+CO_INTERNAL bool sched_clock_counter(void);
+static inline uint64_t clock_counter_read(void)
+{
+#if defined(__x86_64__)
+	return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+	uint64_t v;
+	__asm__ volatile("isb; mrs %0, cntvct_el0" : "=r"(v));
+	return v;
+#else
+	return 0;
+#endif
+}
+
 /* ------------------------------------------------------------------------
  * Single-owner hooks (task.c): label reference counting.  (The
  * profiler's parts start and stop with co_run through hooks.c's

@@ -243,18 +243,7 @@ static double block_ns_per_tick;     /* its period, measured */
 static pthread_once_t block_clock_once = PTHREAD_ONCE_INIT;
 static _Atomic bool block_clock_ready; /* the two above are set */
 
-static inline uint64_t block_ticks_read(void)
-{
-#if defined(__x86_64__)
-	return __builtin_ia32_rdtsc();
-#elif defined(__aarch64__)
-	uint64_t v;
-	__asm__ volatile("isb; mrs %0, cntvct_el0" : "=r"(v));
-	return v;
-#else
-	return 0;
-#endif
-}
+#define block_ticks_read clock_counter_read
 
 static void block_clock_calibrate(void)
 {
@@ -307,6 +296,12 @@ static inline int64_t block_clock_ns(uint64_t from, uint64_t to)
 uint64_t introspect_clock_now(void)
 {
 	return block_clock_now();
+}
+
+bool sched_clock_counter(void)
+{
+	(void)block_clock_now(); /* calibrated */
+	return block_clock_tsc;
 }
 
 int64_t introspect_clock_ns(uint64_t from, uint64_t to)

@@ -80,6 +80,7 @@ static struct {
 } B = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static _Atomic(struct tracebuf_ring *) rings[TRACEBUF_WORKERS];
+static bool clock_counter;        /* read the counter inline (set at begin) */
 
 /* A put running on worker i (written by worker i only). */
 static struct {
@@ -135,7 +136,8 @@ static inline void ring_put(struct tracebuf_ring *r, enum introspect_event type,
 	else if (type == INTROSPECT_EV_UNPARK && worker >= 0)
 		e->ts = TS_NEXT;
 	else
-		e->ts = (int64_t)introspect_clock_now();
+		e->ts = likely(clock_counter) ? (int64_t)clock_counter_read()
+					      : (int64_t)introspect_clock_now();
 	e->id = id;
 	e->other = other;
 	e->type = (int16_t)type;
@@ -202,6 +204,7 @@ int introspect_trace_begin(size_t ring_events)
 		err = -ENOMEM;
 	} else {
 		B.cap = ring_events;
+		clock_counter = sched_clock_counter();
 		B.on = true;
 		/* Under the lock, so that an end cannot come between. */
 		hooks_set_trace(INTROSPECT_EV(INTROSPECT_EV_SPAWN) |

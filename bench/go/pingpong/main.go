@@ -8,10 +8,14 @@
 // With COPPER_BLOCKPROFILERATE / COPPER_MUTEXPROFILEFRACTION set, Go's
 // block and mutex profiles are on and the metric ends in _prof.
 //
-// With BENCH_TRACE=1, runtime/trace records into io.Discard and the
-// metric ends in _trace (bench/pingpong.c does the same).
+// With BENCH_TRACE=1 the run is cut into traceSegments pairs of segments,
+// the first of each pair plain, the second with runtime/trace recording
+// into io.Discard; the metric ends in _trace (the traced segments' time
+// per round trip) and pingpong_p<procs>_trace_cost is traced time over
+// plain time (bench/pingpong.c does the same).
 //
-// Output: pingpong_p<procs>[_prof|_trace]: <ns> ns/op
+// Output: pingpong_p<procs>[_prof|_trace]: <ns> ns/op, and with
+// BENCH_TRACE=1 pingpong_p<procs>_trace_cost: <x> x.
 package main
 
 import (
@@ -25,7 +29,10 @@ import (
 	"copperbench/benchutil"
 )
 
-const n0 = 1000000 // round trips
+const (
+	n0            = 1000000 // round trips
+	traceSegments = 4
+)
 
 var (
 	ping = make(chan int)
@@ -40,19 +47,8 @@ func partner() {
 	done.Done()
 }
 
-func main() {
-	n := benchutil.Scaled(n0)
-	suffix := benchutil.ProfSuffix()
-	tracing := os.Getenv("BENCH_TRACE") == "1"
-	if tracing {
-		if err := trace.Start(io.Discard); err != nil {
-			benchutil.Fail("trace: %v", err)
-		}
-		suffix = "_trace"
-	}
-	done.Add(1)
-	go partner()
-
+// roundTrips makes n round trips and returns their time.
+func roundTrips(n int) time.Duration {
 	t0 := time.Now()
 	for i := 0; i < n; i++ {
 		ping <- i
@@ -60,13 +56,38 @@ func main() {
 			benchutil.Fail("pong returned %d, want %d", v, i)
 		}
 	}
-	elapsed := time.Since(t0)
+	return time.Since(t0)
+}
+
+func main() {
+	n := benchutil.Scaled(n0)
+	suffix := benchutil.ProfSuffix()
+	tracing := os.Getenv("BENCH_TRACE") == "1"
+	done.Add(1)
+	go partner()
+
+	var elapsed, plain time.Duration
 	if tracing {
-		trace.Stop()
+		suffix = "_trace"
+		n -= n % traceSegments
+		for k := 0; k < traceSegments; k++ {
+			plain += roundTrips(n / traceSegments)
+			if err := trace.Start(io.Discard); err != nil {
+				benchutil.Fail("trace: %v", err)
+			}
+			elapsed += roundTrips(n / traceSegments)
+			trace.Stop()
+		}
+	} else {
+		elapsed = roundTrips(n)
 	}
 
 	close(ping)
 	done.Wait()
 	benchutil.Report(fmt.Sprintf("pingpong_p%d%s", benchutil.Procs(), suffix),
 		float64(elapsed.Nanoseconds())/float64(n), "ns/op")
+	if tracing {
+		benchutil.Report(fmt.Sprintf("pingpong_p%d_trace_cost", benchutil.Procs()),
+			float64(elapsed)/float64(plain), "x")
+	}
 }
