@@ -133,8 +133,8 @@ int introspect_trace_begin(size_t ring_events)
 	__attribute__((visibility("hidden")));
 /* Stops recording once no worker is writing, and hands over what the
  * rings kept: *out (malloc'd, the caller frees) holds *n events, each
- * ring's oldest first, rings one after another; *dropped counts those
- * overwritten.  -EINVAL if none runs, -ENOMEM (the events are gone). */
+ * ring's oldest first, rings one after another; *dropped counts the
+ * records overwritten (a park or exit and the run after it are one).  -EINVAL if none runs, -ENOMEM (the events are gone). */
 int introspect_trace_end(struct introspect_trace_ev **out, size_t *n,
 			 uint64_t *dropped)
 	__attribute__((visibility("hidden")));

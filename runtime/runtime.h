@@ -442,6 +442,12 @@ struct worker {
 	struct task *yield_next;                  /* yield_slow's choice (at
 						     the end: the hot fields
 						     keep their lines) */
+	/* The trace: a park or exit waiting to be written with the run
+	 * that follows it (sched.c, trace_switch_*), of trace trace_gen. */
+	uint8_t trace_pend;                       /* its event, 0: none */
+	uint8_t trace_pend_reason;
+	uint32_t trace_pend_gen;
+	uint64_t trace_pend_id;
 };
 
 CO_INTERNAL struct worker *sched_worker(void);
@@ -635,13 +641,16 @@ static inline bool hook_traced(enum introspect_event e)
 }
 
 /* The execution trace's recorder (tracebuf.c): the events it records
- * join hooks_events while it runs.  tracebuf_sched_loop: the worker is
- * back in its scheduler loop, so its next run is not the same switch as
- * its last park or exit (and takes its own time). */
+ * join hooks_events while it runs.  tracebuf_put_switch writes a park or
+ * exit and the run that follows it on the same worker as one record with
+ * one clock read; tracebuf_gen numbers the traces (a pending switch of
+ * an earlier trace is not written into a later one). */
 CO_INTERNAL void hooks_set_trace(unsigned events);
 CO_INTERNAL void tracebuf_put(int worker, enum introspect_event type,
 			      uint64_t id, uint64_t other, int reason);
-CO_INTERNAL void tracebuf_sched_loop(int worker);
+CO_INTERNAL void tracebuf_put_switch(int worker, enum introspect_event type,
+				     uint64_t id, int reason, uint64_t next);
+CO_INTERNAL extern _Atomic uint32_t tracebuf_gen;
 
 /* The CPU's counter, which introspect_clock_now reads when
  * sched_clock_counter() says it is the event clock (the kernel's

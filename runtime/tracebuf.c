@@ -18,10 +18,11 @@
  * line another worker writes.
  *
  * The clock is the dearest part left (a counter read costs 9 ns on the
- * VMs here, rdtscp 17 ns, clock_gettime 20): a switch reads it once.  The
- * run that follows a park or an exit on the same worker, with no visit to
- * the scheduler loop between (tracebuf_sched_loop), is the same switch
- * and takes the park's time; an unpark on a worker is written
+ * VMs here, rdtscp 17 ns, clock_gettime 20): a switch reads it once.  A
+ * park or an exit and the run that follows it on the same worker, with
+ * no visit to the scheduler loop between, are one record and one time
+ * (tracebuf_put_switch; sched.c keeps the park pending until the run);
+ * an unpark on a worker is written
  * unstamped and takes the time of the next event on that worker's ring
  * (the waker's next switch, or the end), filled in when the rings are
  * handed over.  So a wake-up is placed at the end of the waker's slice,
@@ -63,14 +64,15 @@
 #include "runtime.h"
 
 #define TRACEBUF_WORKERS INTROSPECT_WORKERS_MAX /* indexes with a ring */
-#define LAST_NONE (-1)            /* last_type: the next run reads the clock */
+#define SWITCH_RUN 0x4000         /* type flag: a run of other follows */
 
 struct tracebuf_ring {
 	uint64_t n;                   /* events written; the last cap kept */
 	uint64_t mask;                /* cap - 1 */
-	int16_t last_type;            /* the type of the last one */
 	struct introspect_trace_ev ev[];
 };
+
+_Atomic uint32_t tracebuf_gen;    /* traces begun (runtime.h) */
 
 static struct {
 	pthread_mutex_t lock;         /* begin/end, attach, the shared ring */
@@ -120,20 +122,14 @@ static __attribute__((cold, noinline)) struct tracebuf_ring *ring_attach(int w)
 /* An unpark's time until the ring is handed over (ring_copy). */
 #define TS_NEXT 0
 
-static inline void ring_put(struct tracebuf_ring *r, enum introspect_event type,
-			    uint64_t id, uint64_t other, int reason, int worker)
+/* type may carry SWITCH_RUN (a park or exit, and the run of other);
+ * an unpark on a worker takes the time of the ring's next event. */
+static inline void ring_put(struct tracebuf_ring *r, int type, uint64_t id,
+			    uint64_t other, int reason, int worker)
 {
 	struct introspect_trace_ev *e = &r->ev[r->n & r->mask];
 
-	/* A run right after a park or an exit here is the same switch
-	 * (unless the worker went through its scheduler loop between:
-	 * tracebuf_sched_loop); an unpark on a worker takes the time of the
-	 * ring's next event. */
-	if (type == INTROSPECT_EV_RUN && r->n && worker >= 0 &&
-	    (r->last_type == INTROSPECT_EV_PARK ||
-	     r->last_type == INTROSPECT_EV_EXIT))
-		e->ts = r->ev[(r->n - 1) & r->mask].ts;
-	else if (type == INTROSPECT_EV_UNPARK && worker >= 0)
+	if (type == INTROSPECT_EV_UNPARK && worker >= 0)
 		e->ts = TS_NEXT;
 	else
 		e->ts = likely(clock_counter) ? (int64_t)clock_counter_read()
@@ -143,7 +139,6 @@ static inline void ring_put(struct tracebuf_ring *r, enum introspect_event type,
 	e->type = (int16_t)type;
 	e->reason = (int16_t)reason;
 	e->worker = worker;
-	r->last_type = (int16_t)type;
 	r->n++;
 }
 
@@ -181,13 +176,14 @@ void tracebuf_put(int w, enum introspect_event type, uint64_t id,
 	mark_end(w);
 }
 
-void tracebuf_sched_loop(int w)
+void tracebuf_put_switch(int w, enum introspect_event type, uint64_t id,
+			 int reason, uint64_t next)
 {
 	if (w < 0 || w >= TRACEBUF_WORKERS)
-		return;
+		return; /* runs happen on workers */
 	struct tracebuf_ring *r = mark_begin(w);
 	if (r)
-		r->last_type = LAST_NONE;
+		ring_put(r, (int)type | SWITCH_RUN, id, next, reason, w);
 	mark_end(w);
 }
 
@@ -205,6 +201,7 @@ int introspect_trace_begin(size_t ring_events)
 	} else {
 		B.cap = ring_events;
 		clock_counter = sched_clock_counter();
+		atomic_fetch_add(&tracebuf_gen, 1);
 		B.on = true;
 		/* Under the lock, so that an end cannot come between. */
 		hooks_set_trace(INTROSPECT_EV(INTROSPECT_EV_SPAWN) |
@@ -230,19 +227,44 @@ int introspect_trace_begin(size_t ring_events)
 	return err;
 }
 
-/* A ring's kept events, oldest first, appended to out; an unpark takes
- * the time of the next stamped event, or now at the end. */
+/* A ring's kept records and the events they hold (a switch record is
+ * two). */
+static size_t ring_events(const struct tracebuf_ring *r, uint64_t *first)
+{
+	uint64_t cap = r->mask + 1;
+	size_t n = 0;
+
+	*first = r->n > cap ? r->n - cap : 0;
+	for (uint64_t i = *first; i < r->n; i++)
+		n += r->ev[i & r->mask].type & SWITCH_RUN ? 2 : 1;
+	return n;
+}
+
+/* A ring's kept events, oldest first, appended to out: a switch record
+ * becomes its park or exit and the run, at one time; an unpark takes the
+ * time of the next stamped event, or now at the end. */
 static size_t ring_copy(const struct tracebuf_ring *r,
 			struct introspect_trace_ev *out, uint64_t *dropped,
 			int64_t now)
 {
-	uint64_t cap = r->mask + 1;
-	uint64_t first = r->n > cap ? r->n - cap : 0;
-	size_t n = (size_t)(r->n - first);
+	uint64_t first;
+	size_t n = 0;
 
+	ring_events(r, &first);
 	*dropped += first;
-	for (uint64_t i = first; i < r->n; i++)
-		out[i - first] = r->ev[i & r->mask];
+	for (uint64_t i = first; i < r->n; i++) {
+		struct introspect_trace_ev e = r->ev[i & r->mask];
+		if (e.type & SWITCH_RUN) {
+			uint64_t next = e.other;
+			e.type &= ~SWITCH_RUN;
+			e.other = 0;
+			out[n++] = e;
+			e.type = INTROSPECT_EV_RUN;
+			e.id = next;
+			e.reason = 0;
+		}
+		out[n++] = e;
+	}
 	for (size_t i = n; i-- > 0;) {
 		if (out[i].ts == TS_NEXT)
 			out[i].ts = now;
@@ -283,9 +305,10 @@ int introspect_trace_end(struct introspect_trace_ev **out, size_t *n,
 			sched_yield();
 
 	int64_t now = (int64_t)introspect_clock_now();
-	for (size_t i = 0; i < ntaken; i++)
-		total += taken[i]->n < taken[i]->mask + 1 ? taken[i]->n
-							  : taken[i]->mask + 1;
+	for (size_t i = 0; i < ntaken; i++) {
+		uint64_t first;
+		total += ring_events(taken[i], &first);
+	}
 	*out = malloc((total + 1) * sizeof(**out));
 	*n = 0;
 	*dropped = 0;

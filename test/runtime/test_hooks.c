@@ -346,9 +346,9 @@ static void test_hooks_trace_recorder(void **state)
 	introspect_unsubscribe(a);
 	assert_true(atomic_load(&A.ev[INTROSPECT_EV_PARK]) >= 2000);
 	assert_int_equal(atomic_load(&A.bad), 0);
-	/* Two round trips' parks per worker at least were kept, far more
-	 * were dropped, and no ring holds more than 64. */
-	assert_true(n >= 64 && dropped > 4000);
+	/* A ring's 64 records were kept (a switch record holds a park and
+	 * a run), far more were dropped: 1,000 round trips make 4,000. */
+	assert_true(n >= 64 && dropped > 3000);
 	long runs = 0, unparks = 0;
 	for (size_t i = 0; i < n; i++) {
 		assert_true(ev[i].ts != 0);
