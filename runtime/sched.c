@@ -941,8 +941,6 @@ void sched_park_on(enum wait_reason why, void *obj, void (*unlock)(void *),
 	hooks_emit(&ev);
 }
 
-/* The park event, on the context that ran after the switch, once the
- * wait queue's lock was released (after_switch). */
 /*
  * The trace writes a park or an exit together with the run that follows
  * it on the same worker, with one clock read: they are one switch.  The
@@ -982,6 +980,8 @@ static void trace_flush(struct worker *w)
 	w->trace_pend = 0;
 }
 
+/* The park event, on the context that ran after the switch, once the
+ * wait queue's lock was released (after_switch). */
 __attribute__((cold, noinline)) static void park_emit(struct worker *w,
 						     struct task *prev)
 {
