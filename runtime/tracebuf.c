@@ -67,7 +67,7 @@
 #define SWITCH_RUN 0x4000         /* type flag: a run of other follows */
 
 struct tracebuf_ring {
-	uint64_t n;                   /* events written; the last cap kept */
+	uint64_t n;                   /* records written; the last cap kept */
 	uint64_t mask;                /* cap - 1 */
 	struct introspect_trace_ev ev[];
 };
@@ -77,7 +77,7 @@ _Atomic uint32_t tracebuf_gen;    /* traces begun (runtime.h) */
 static struct {
 	pthread_mutex_t lock;         /* begin/end, attach, the shared ring */
 	bool on;
-	uint64_t cap;                 /* events per ring, a power of two */
+	uint64_t cap;                 /* records per ring, a power of two */
 	struct tracebuf_ring *shared; /* threads that are not workers */
 } B = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
