@@ -227,15 +227,18 @@ int introspect_trace_begin(size_t ring_events)
 	return err;
 }
 
-/* A ring's kept records and the events they hold (a switch record is
- * two). */
-static size_t ring_events(const struct tracebuf_ring *r, uint64_t *first)
+/* The index of a ring's oldest kept record. */
+static uint64_t ring_first(const struct tracebuf_ring *r)
 {
-	uint64_t cap = r->mask + 1;
+	return r->n > r->mask + 1 ? r->n - (r->mask + 1) : 0;
+}
+
+/* The events a ring's kept records hold (a switch record is two). */
+static size_t ring_count(const struct tracebuf_ring *r)
+{
 	size_t n = 0;
 
-	*first = r->n > cap ? r->n - cap : 0;
-	for (uint64_t i = *first; i < r->n; i++)
+	for (uint64_t i = ring_first(r); i < r->n; i++)
 		n += r->ev[i & r->mask].type & SWITCH_RUN ? 2 : 1;
 	return n;
 }
@@ -247,10 +250,9 @@ static size_t ring_copy(const struct tracebuf_ring *r,
 			struct introspect_trace_ev *out, uint64_t *dropped,
 			int64_t now)
 {
-	uint64_t first;
+	uint64_t first = ring_first(r);
 	size_t n = 0;
 
-	ring_events(r, &first);
 	*dropped += first;
 	for (uint64_t i = first; i < r->n; i++) {
 		struct introspect_trace_ev e = r->ev[i & r->mask];
@@ -305,10 +307,8 @@ int introspect_trace_end(struct introspect_trace_ev **out, size_t *n,
 			sched_yield();
 
 	int64_t now = (int64_t)introspect_clock_now();
-	for (size_t i = 0; i < ntaken; i++) {
-		uint64_t first;
-		total += ring_events(taken[i], &first);
-	}
+	for (size_t i = 0; i < ntaken; i++)
+		total += ring_count(taken[i]);
 	*out = malloc((total + 1) * sizeof(**out));
 	*n = 0;
 	*dropped = 0;
